@@ -1,0 +1,46 @@
+// swift-tools-version: 6.1
+// Tiller: steering large language models at inference time.
+// Layers (each target depends only on the ones above it):
+//   CVulkan, COpenBLAS      system-library shims
+//   TillerCore              tensors, dtypes, the Backend protocol, the plain-Swift reference of every op
+//   TillerCPU, TillerVulkan backends
+//   tiller, TillerBench     the command line and the throughput benchmark
+import PackageDescription
+
+// Hot loops are compiled with optimisation even in debug builds, so `swift test` stays fast.
+let kernelSettings: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+
+let package = Package(
+    name: "Tiller",
+    products: [
+        .executable(name: "tiller", targets: ["tiller"]),
+        .executable(name: "tiller-bench", targets: ["TillerBench"]),
+        .library(name: "TillerCore", targets: ["TillerCore"]),
+        .library(name: "TillerCPU", targets: ["TillerCPU"]),
+        .library(name: "TillerVulkan", targets: ["TillerVulkan"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CVulkan", path: "Sources/CVulkan", pkgConfig: "vulkan",
+                       providers: [.apt(["libvulkan-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "TillerCore"),
+        .target(name: "TillerCPU", dependencies: ["TillerCore", "COpenBLAS"], swiftSettings: kernelSettings),
+        .target(name: "TillerVulkan", dependencies: ["TillerCore", "CVulkan"]),
+        .executableTarget(
+            name: "tiller",
+            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "TillerBench",
+            dependencies: ["TillerCore", "TillerCPU", "COpenBLAS",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/TillerBench"),
+        .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),
+        .testTarget(name: "BackendOpsTests", dependencies: ["TillerCore", "TillerCPU", "TillerVulkan"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

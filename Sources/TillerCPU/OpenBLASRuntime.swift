@@ -1,0 +1,85 @@
+import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// OpenBLAS picks its kernels once, when the library is loaded. Version 0.3.21 does not know
+/// recent Intel CPUs and falls back to its SSE3 "Prescott" kernels, about five times slower.
+/// The only cure is OPENBLAS_CORETYPE in the environment before the process starts, so the
+/// `tiller` binary re-executes itself once with the variable set when it detects the trap.
+public enum OpenBLASRuntime {
+    /// Kernel family OpenBLAS chose ("Prescott", "Haswell", "SkylakeX", ...).
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+    public static var config: String { String(cString: openblas_get_config()) }
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// Set by `reexecIfNeeded` in the child so a failed fix cannot loop.
+    static let marker = "TILLER_OPENBLAS_REEXEC"
+
+    /// The best OpenBLAS core type this CPU supports, from /proc/cpuinfo flags.
+    public static var recommendedCoreType: String? {
+        guard let flags = cpuFlags() else { return nil }
+        if flags.contains("avx512f") && flags.contains("avx512bw") && flags.contains("avx512vl") { return "SkylakeX" }
+        if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
+        if flags.contains("avx") { return "Sandybridge" }
+        return nil
+    }
+
+    /// Vector width class of a core name: 0 for SSE kernels, 1 AVX, 2 AVX2, 3 AVX-512.
+    static func tier(of core: String) -> Int {
+        switch core.lowercased() {
+        case "skylakex", "cooperlake", "sapphirerapids": return 3
+        case "haswell", "zen", "skylake": return 2
+        case "sandybridge": return 1
+        default: return 0
+        }
+    }
+
+    /// True when OpenBLAS runs slower kernels than the CPU supports and the user did not choose.
+    public static var isOnSlowKernels: Bool {
+        guard let best = recommendedCoreType else { return false }
+        return tier(of: coreName) < tier(of: best)
+    }
+
+    /// A line for `tiller info` and benchmark headers.
+    public static var summary: String {
+        var line = "OpenBLAS kernels \(coreName), \(threads) threads"
+        if let set = getenv("OPENBLAS_CORETYPE") { line += " (OPENBLAS_CORETYPE=\(String(cString: set)))" }
+        if isOnSlowKernels, let best = recommendedCoreType {
+            line += "; this CPU supports \(best): set OPENBLAS_CORETYPE=\(best) for about 5x faster matmul"
+        }
+        return line
+    }
+
+    /// Re-executes the current binary with OPENBLAS_CORETYPE set when OpenBLAS fell back to
+    /// slower kernels than the CPU supports. Does nothing when the user set the variable, when
+    /// OpenBLAS already chose well, or in the re-executed child. Returns only when no re-exec happened.
+    public static func reexecIfNeeded() {
+        guard getenv("OPENBLAS_CORETYPE") == nil, getenv(marker) == nil,
+              isOnSlowKernels, let best = recommendedCoreType else { return }
+        setenv("OPENBLAS_CORETYPE", best, 1)
+        setenv(marker, "1", 1)
+        let args = CommandLine.arguments
+        var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", &cArgs)
+        // execv only returns on failure: carry on with the slow kernels rather than fail.
+        unsetenv("OPENBLAS_CORETYPE")
+    }
+
+    static func cpuFlags() -> Set<Substring>? {
+        guard let file = fopen("/proc/cpuinfo", "r") else { return nil }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>? = nil
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, file) > 0 {
+            guard let line else { break }
+            let text = String(cString: line)
+            if text.hasPrefix("flags") {
+                guard let colon = text.firstIndex(of: ":") else { return nil }
+                return Set(text[text.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "\n" }))
+            }
+        }
+        return nil
+    }
+}
