@@ -44,7 +44,10 @@ public enum OpenBLASRuntime {
     /// A line for `tiller info` and benchmark headers.
     public static var summary: String {
         var line = "OpenBLAS kernels \(coreName), \(threads) threads"
-        if let set = getenv("OPENBLAS_CORETYPE") { line += " (OPENBLAS_CORETYPE=\(String(cString: set)))" }
+        if let set = getenv("OPENBLAS_CORETYPE") {
+            let who = getenv(marker) != nil ? "set by tiller at start-up" : "set by the user"
+            line += " (OPENBLAS_CORETYPE=\(String(cString: set)), \(who))"
+        }
         if isOnSlowKernels, let best = recommendedCoreType {
             line += "; this CPU supports \(best): set OPENBLAS_CORETYPE=\(best) for about 5x faster matmul"
         }
