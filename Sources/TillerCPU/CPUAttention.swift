@@ -33,44 +33,46 @@ extension CPUBackend {
         guard !blocks.isEmpty else { return }
 
         let scratchPerTask = Self.attentionBlock * s
-        let saved = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(saved) }
-        let tasks = min(Parallel.workers, blocks.count)
-        let scale = options.scale, window = options.slidingWindow, cap = options.softcap
-        Parallel.chunks(tasks) { taskRange in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: scratchPerTask)
-            let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: Self.attentionBlock)
-            defer { scores.deallocate(); inverseSums.deallocate() }
-            for task in taskRange {
-                // Blocks are dealt round-robin so long and short blocks spread evenly.
-                for index in stride(from: task, to: blocks.count, by: tasks) {
-                    let block = blocks[index]
-                    let b = block.sequence, h = block.head, g = h / dims.group
-                    let firstPosition = batch.starts[b] + block.firstRow
-                    let keyEnd = firstPosition + block.rowCount
-                    let keyStart = window.map { max(0, firstPosition - $0 + 1) } ?? 0
-                    let keyCount = keyEnd - keyStart
-                    let qBlock = qp + ((b * t + block.firstRow) * hq + h) * d
-                    let kBlock = kp + ((b * s + keyStart) * hkv + g) * d
-                    let vBlock = vp + ((b * s + keyStart) * hkv + g) * d
-                    let oBlock = op + ((b * t + block.firstRow) * hq + h) * d
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(block.rowCount), Int32(keyCount), Int32(d),
-                                scale, qBlock, Int32(hq * d), kBlock, Int32(hkv * d), 0, scores, Int32(keyCount))
-                    for i in 0..<block.rowCount {
-                        let position = firstPosition + i
-                        let lo = (window.map { max(0, position - $0 + 1) } ?? 0) - keyStart
-                        let hi = position - keyStart + 1
-                        let row = scores + i * keyCount
-                        if let cap { mapVectors(row + lo, row + lo, hi - lo) { cap * vtanh($0 * (1 / cap)) } }
-                        inverseSums[i] = maskedExp(row, lo, hi, keyCount)
-                    }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(block.rowCount), Int32(d), Int32(keyCount),
-                                1, scores, Int32(keyCount), vBlock, Int32(hkv * d), 0, oBlock, Int32(hq * d))
-                    for i in 0..<block.rowCount {
-                        let row = oBlock + i * hq * d
-                        let inverse = inverseSums[i]
-                        mapVectors(row, row, d) { $0 * inverse }
+        BLASLock.shared.withLock {
+            let saved = openblas_get_num_threads()
+            openblas_set_num_threads(1)
+            defer { openblas_set_num_threads(saved) }
+            let tasks = min(Parallel.workers, blocks.count)
+            let scale = options.scale, window = options.slidingWindow, cap = options.softcap
+            Parallel.chunks(tasks) { taskRange in
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: scratchPerTask)
+                let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: Self.attentionBlock)
+                defer { scores.deallocate(); inverseSums.deallocate() }
+                for task in taskRange {
+                    // Blocks are dealt round-robin so long and short blocks spread evenly.
+                    for index in stride(from: task, to: blocks.count, by: tasks) {
+                        let block = blocks[index]
+                        let b = block.sequence, h = block.head, g = h / dims.group
+                        let firstPosition = batch.starts[b] + block.firstRow
+                        let keyEnd = firstPosition + block.rowCount
+                        let keyStart = window.map { max(0, firstPosition - $0 + 1) } ?? 0
+                        let keyCount = keyEnd - keyStart
+                        let qBlock = qp + ((b * t + block.firstRow) * hq + h) * d
+                        let kBlock = kp + ((b * s + keyStart) * hkv + g) * d
+                        let vBlock = vp + ((b * s + keyStart) * hkv + g) * d
+                        let oBlock = op + ((b * t + block.firstRow) * hq + h) * d
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(block.rowCount), Int32(keyCount), Int32(d),
+                                    scale, qBlock, Int32(hq * d), kBlock, Int32(hkv * d), 0, scores, Int32(keyCount))
+                        for i in 0..<block.rowCount {
+                            let position = firstPosition + i
+                            let lo = (window.map { max(0, position - $0 + 1) } ?? 0) - keyStart
+                            let hi = position - keyStart + 1
+                            let row = scores + i * keyCount
+                            if let cap { mapVectors(row + lo, row + lo, hi - lo) { cap * vtanh($0 * (1 / cap)) } }
+                            inverseSums[i] = maskedExp(row, lo, hi, keyCount)
+                        }
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(block.rowCount), Int32(d), Int32(keyCount),
+                                    1, scores, Int32(keyCount), vBlock, Int32(hkv * d), 0, oBlock, Int32(hq * d))
+                        for i in 0..<block.rowCount {
+                            let row = oBlock + i * hq * d
+                            let inverse = inverseSums[i]
+                            mapVectors(row, row, d) { $0 * inverse }
+                        }
                     }
                 }
             }

@@ -1,6 +1,8 @@
 import TillerCore
 
-/// The CPU backend: matmul and attention on OpenBLAS's sgemm, 16-bit weights widened panel by
+/// The CPU backend: ops run eagerly and use every core internally, so issue them from one
+/// thread at a time (as with a GPU command stream); concurrent BLAS calls are serialised.
+/// Matmul and attention on OpenBLAS's sgemm, 16-bit weights widened panel by
 /// panel (never a whole f32 copy), and SIMD Swift over all cores for everything else.
 public final class CPUBackend: HostMemoryBackend {
     public init() {}
@@ -18,12 +20,5 @@ public final class CPUBackend: HostMemoryBackend {
 
     func int32s(_ op: String, _ t: Tensor) throws -> UnsafeMutablePointer<Int32> {
         try hostPointer(op, t).assumingMemoryBound(to: Int32.self)
-    }
-
-    /// Validates index values on the host before any kernel touches memory through them.
-    func checkedIndices(_ op: String, _ name: String, _ t: Tensor, _ range: Range<Int32>) throws -> UnsafeMutablePointer<Int32> {
-        let p = try int32s(op, t)
-        try Check.indices(op, name, UnsafeBufferPointer(start: p, count: t.count), range)
-        return p
     }
 }

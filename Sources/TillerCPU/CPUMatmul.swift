@@ -8,27 +8,29 @@ extension CPUBackend {
         let biasPointer = try bias.map { try floats("matmul", $0) }
         let (m, n, k) = (dims.m, dims.n, dims.k)
         let weightStride = dims.weightBatched ? n * k : 0
-        for b in 0..<dims.batch {
-            let xb = xp + b * m * k, ob = op + b * m * n
-            // Bias goes into the output first so sgemm can add the product with beta = 1.
-            var beta: Float = accumulate ? 1 : 0
-            if let biasPointer {
-                for i in 0..<m {
-                    if accumulate { axpy(1, biasPointer, ob + i * n, n) } else { (ob + i * n).update(from: biasPointer, count: n) }
+        try BLASLock.shared.withLock {
+            for b in 0..<dims.batch {
+                let xb = xp + b * m * k, ob = op + b * m * n
+                // Bias goes into the output first so sgemm can add the product with beta = 1.
+                var beta: Float = accumulate ? 1 : 0
+                if let biasPointer {
+                    for i in 0..<m {
+                        if accumulate { axpy(1, biasPointer, ob + i * n, n) } else { (ob + i * n).update(from: biasPointer, count: n) }
+                    }
+                    beta = 1
                 }
-                beta = 1
-            }
-            switch w.dtype {
-            case .f32:
-                let wb = try floats("matmul", w) + b * weightStride
-                sgemm(m: m, n: n, k: k, x: xb, w: wb, ldw: layout == .nk ? k : n, layout: layout, beta: beta, out: ob, ldo: n)
-            default:
-                let wb = try halves("matmul", w) + b * weightStride
-                let isBF16 = w.dtype == .bf16
-                if m <= Self.gemvMaxRows {
-                    halfGEMV(m: m, n: n, k: k, x: xb, w: wb, isBF16: isBF16, layout: layout, beta: beta, out: ob)
-                } else {
-                    halfGEMM(m: m, n: n, k: k, x: xb, w: wb, isBF16: isBF16, layout: layout, beta: beta, out: ob)
+                switch w.dtype {
+                case .f32:
+                    let wb = try floats("matmul", w) + b * weightStride
+                    sgemm(m: m, n: n, k: k, x: xb, w: wb, ldw: layout == .nk ? k : n, layout: layout, beta: beta, out: ob, ldo: n)
+                default:
+                    let wb = try halves("matmul", w) + b * weightStride
+                    let isBF16 = w.dtype == .bf16
+                    if m <= Self.gemvMaxRows {
+                        halfGEMV(m: m, n: n, k: k, x: xb, w: wb, isBF16: isBF16, layout: layout, beta: beta, out: ob)
+                    } else {
+                        halfGEMM(m: m, n: n, k: k, x: xb, w: wb, isBF16: isBF16, layout: layout, beta: beta, out: ob)
+                    }
                 }
             }
         }

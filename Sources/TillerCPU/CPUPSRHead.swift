@@ -7,7 +7,7 @@ extension CPUBackend {
         let (n, d, k) = try OpShapes.psrHead(h, heads: heads, headIndex: headIndex, alpha: alpha, lambda: lambda)
         let hp = try floats("psrHead", h), wp = try floats("psrHead", heads.w), zp = try floats("psrHead", heads.z)
         let bp = try floats("psrHead", heads.bias), ap = try floats("psrHead", alpha), lp = try floats("psrHead", lambda)
-        let kinds = try checkedIndices("psrHead", "activation", heads.activation, 0..<Int32(PSRActivation.allCases.count))
+        let kinds = try checkedActivations(heads)
         let index = try checkedIndices("psrHead", "headIndex", headIndex, -1..<Int32(k))
         Parallel.chunks(n, grain: 256) { rows in
             for row in rows {

@@ -118,7 +118,7 @@ extension CPUBackend {
     }
 
     public func softcap(_ x: Tensor, cap: Float, out: Tensor) throws {
-        guard cap > 0 else { throw TillerError.invalidArgument(op: "softcap", detail: "cap \(cap) must be > 0") }
+        try Check.softcap(cap)
         try unaryMap("softcap", x, out: out) { cap * vtanh($0 / cap) }
     }
 

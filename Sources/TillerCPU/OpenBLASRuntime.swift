@@ -86,3 +86,18 @@ public enum OpenBLASRuntime {
         return nil
     }
 }
+
+/// Serialises this process's BLAS calls. Attention switches OpenBLAS to one thread while it runs
+/// its own blocks in parallel; the lock keeps that global setting from changing under a matmul
+/// another thread has in flight. Each call is itself multi-threaded, so little is lost.
+final class BLASLock: @unchecked Sendable {
+    static let shared = BLASLock()
+    private var mutex = pthread_mutex_t()
+    private init() { pthread_mutex_init(&mutex, nil) }
+
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}

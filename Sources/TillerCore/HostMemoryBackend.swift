@@ -26,6 +26,20 @@ public extension HostMemoryBackend {
 
     func synchronize() throws {}
 
+    /// An i32 tensor's values after checking each lies in range, so no kernel indexes out of bounds.
+    func checkedIndices(_ op: String, _ name: String, _ t: Tensor, _ range: Range<Int32>) throws -> UnsafeMutablePointer<Int32> {
+        let p = try hostPointer(op, t).assumingMemoryBound(to: Int32.self)
+        try Check.indices(op, name, UnsafeBufferPointer(start: p, count: t.count), range)
+        return p
+    }
+
+    /// The PSR heads' activation codes, each checked to be a `PSRActivation`.
+    func checkedActivations(_ heads: PSRHeads) throws -> UnsafeMutablePointer<Int32> {
+        let p = try hostPointer("psrHead", heads.activation).assumingMemoryBound(to: Int32.self)
+        try Check.activations(UnsafeBufferPointer(start: p, count: heads.activation.count))
+        return p
+    }
+
     /// The host address of a tensor, or an error naming the op when it lives on a device.
     func hostPointer(_ op: String, _ t: Tensor) throws -> UnsafeMutableRawPointer {
         guard let p = t.hostPointer else {

@@ -38,6 +38,18 @@ public enum Check {
     }
 }
 
+extension Check {
+    public static func activations(_ values: UnsafeBufferPointer<Int32>) throws {
+        for (i, v) in values.enumerated() where PSRActivation(rawValue: v) == nil {
+            throw TillerError.invalidArgument(op: "psrHead", detail: "activation[\(i)] = \(v) is not 0 (relu), 1 (identity) or 2 (constant)")
+        }
+    }
+
+    public static func softcap(_ cap: Float) throws {
+        guard cap > 0 else { throw TillerError.invalidArgument(op: "softcap", detail: "cap \(cap) must be > 0") }
+    }
+}
+
 public struct MatmulDims: Equatable, Sendable {
     public var batch: Int       // 1 unless W is batched
     public var m: Int           // rows of x per batch (all leading dims folded when W is shared)

@@ -76,18 +76,14 @@ extension ReferenceBackend {
         let (n, d, kCount) = try OpShapes.psrHead(h, heads: heads, headIndex: headIndex, alpha: alpha, lambda: lambda)
         var hs = try read("psrHead", h)
         let ws = try read("psrHead", heads.w), zs = try read("psrHead", heads.z), bs = try read("psrHead", heads.bias)
+        _ = try checkedActivations(heads)
+        _ = try checkedIndices("psrHead", "headIndex", headIndex, -1..<Int32(kCount))
         let kinds = try readInts("psrHead", heads.activation), index = try readInts("psrHead", headIndex)
         let alphas = try read("psrHead", alpha)
         var lambdas = [Double](repeating: 0, count: n)
-        for (i, kind) in kinds.enumerated() where PSRActivation(rawValue: Int32(kind)) == nil {
-            throw TillerError.invalidArgument(op: "psrHead", detail: "activation[\(i)] = \(kind) is not 0 (relu), 1 (identity) or 2 (constant)")
-        }
         for row in 0..<n {
             let head = index[row]
             if head == -1 { continue }
-            guard head >= 0, head < kCount else {
-                throw TillerError.indexOutOfRange(op: "psrHead", detail: "headIndex[\(row)] = \(head), valid -1..<\(kCount)")
-            }
             var pre = bs[head]
             for i in 0..<d { pre += ws[head * d + i] * hs[row * d + i] }
             switch PSRActivation(rawValue: Int32(kinds[head]))! {

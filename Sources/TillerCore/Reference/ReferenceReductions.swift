@@ -45,12 +45,10 @@ extension ReferenceBackend {
 
     public func meanRows(_ x: Tensor, indices: Tensor, out: Tensor) throws {
         let (m, d, n) = try OpShapes.meanRows(x, indices: indices, out: out)
+        _ = try checkedIndices("meanRows", "indices", indices, 0..<Int32(n))
         let xs = try read("meanRows", x), index = try readInts("meanRows", indices)
         var sum = [Double](repeating: 0, count: d)
         for (r, source) in index.enumerated() {
-            guard source >= 0, source < n else {
-                throw TillerError.indexOutOfRange(op: "meanRows", detail: "indices[\(r)] = \(source), rows \(n)")
-            }
             for i in 0..<d { sum[i] += xs[source * d + i] }
         }
         try write("meanRows", sum.map { $0 / Double(m) }, to: out)

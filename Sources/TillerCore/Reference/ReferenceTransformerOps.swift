@@ -12,13 +12,11 @@ func referenceGELUTanh(_ x: Double) -> Double {
 extension ReferenceBackend {
     public func embedding(table: Tensor, ids: Tensor, scale: Float, out: Tensor) throws {
         let (n, d, vocab) = try OpShapes.embedding(table: table, ids: ids, out: out)
+        _ = try checkedIndices("embedding", "ids", ids, 0..<Int32(vocab))
         let rows = try readInts("embedding", ids)
         let tableBase = try host("embedding", table)
         var result = [Double](repeating: 0, count: n * d)
         for (r, id) in rows.enumerated() {
-            guard id >= 0, id < vocab else {
-                throw TillerError.indexOutOfRange(op: "embedding", detail: "ids[\(r)] = \(id), vocabulary \(vocab)")
-            }
             for i in 0..<d { result[r * d + i] = Double(HostEncoding.load(tableBase, table.dtype, id * d + i)) * Double(scale) }
         }
         try write("embedding", result, to: out)
@@ -107,19 +105,17 @@ extension ReferenceBackend {
 
     public func softcap(_ x: Tensor, cap: Float, out: Tensor) throws {
         try OpShapes.unary("softcap", x, out: out)
-        guard cap > 0 else { throw TillerError.invalidArgument(op: "softcap", detail: "cap \(cap) must be > 0") }
+        try Check.softcap(cap)
         let c = Double(cap)
         try write("softcap", try read("softcap", x).map { c * tanh($0 / c) }, to: out)
     }
 
     public func gatherRows(_ x: Tensor, indices: Tensor, out: Tensor) throws {
         let (m, d, n) = try OpShapes.gatherRows(x, indices: indices, out: out)
+        _ = try checkedIndices("gatherRows", "indices", indices, 0..<Int32(n))
         let xs = try read("gatherRows", x), index = try readInts("gatherRows", indices)
         var result = [Double](repeating: 0, count: m * d)
         for (r, source) in index.enumerated() {
-            guard source >= 0, source < n else {
-                throw TillerError.indexOutOfRange(op: "gatherRows", detail: "indices[\(r)] = \(source), rows \(n)")
-            }
             for i in 0..<d { result[r * d + i] = xs[source * d + i] }
         }
         try write("gatherRows", result, to: out)
