@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import TillerCore
+import TillerCPU
+
+/// What every benchmark needs: the backend under test, the timing plan, the filter, and a
+/// place to put its rows (with a progress line on stderr, since a full run takes a while).
+final class BenchRun {
+    let backend: Backend
+    let plan: TimingPlan
+    let quick: Bool
+    let filter: String?
+    private(set) var rows: [Row] = []
+
+    init(backend: Backend, plan: TimingPlan, quick: Bool, filter: String?) {
+        self.backend = backend
+        self.plan = plan
+        self.quick = quick
+        self.filter = filter
+    }
+
+    /// The filter matches the name or the shape ("matmul/bf16", "psr", "M=512", "T=2048").
+    func selected(_ name: String, _ shape: String) -> Bool {
+        guard let filter, !filter.isEmpty else { return true }
+        return "\(name) \(shape)".localizedCaseInsensitiveContains(filter)
+    }
+
+    func record(_ row: Row) {
+        rows.append(row)
+        let line = "[\(rows.count)] \(row.name) \(row.shape): \(formatFigure(row.figure)) \(row.unit)"
+            + " vs \(formatFigure(row.reference.figure)) \(row.reference.name) = \(String(format: "%.2fx", row.ratio))"
+            + (row.targets.isEmpty ? "" : "  [" + row.targets.map(\.text).joined(separator: "; ") + "]")
+        progress(line)
+    }
+
+    func progress(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tiller-bench",
+        abstract: "Throughput of the CPU backend, each figure beside a reference measured in the same run.",
+        discussion: """
+            Benchmarks: matmul/f32, matmul/bf16 (through the Backend protocol, against direct \
+            cblas_sgemm), attention/causal (against a square sgemm), psr/1-head and psr/4-heads \
+            (against memcpy). Progress goes to stderr, the report to stdout.
+            """,
+        version: Tiller.version)
+
+    @Flag(help: "Print a JSON document instead of the table.")
+    var json = false
+
+    @Option(help: "Timed samples per figure; the median is reported (default 7, 3 with --quick).")
+    var repeats: Int?
+
+    @Option(help: "Untimed warm-up samples before the timed ones.")
+    var warmup = 2
+
+    @Option(help: "Run only benchmarks whose name or shape contains this (e.g. matmul/bf16, psr, M=512).")
+    var filter: String?
+
+    @Flag(help: "Fewer shapes, repeats and shorter samples: a smoke run of a few seconds.")
+    var quick = false
+
+    func validate() throws {
+        if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        if warmup < 0 { throw ValidationError("--warmup must not be negative") }
+    }
+
+    func run() throws {
+        let backend = CPUBackend()
+        let plan = TimingPlan(repeats: repeats ?? (quick ? 3 : 7), warmup: warmup,
+                              minSampleSeconds: quick ? 0.01 : 0.05)
+        let bench = BenchRun(backend: backend, plan: plan, quick: quick, filter: filter)
+        bench.progress("tiller-bench: \(OpenBLASRuntime.summary)")
+
+        let startDate = Date(), loadBefore = MachineInfo.loadAverage()
+        if loadBefore > 0.5 {
+            // Something else is running: absolute figures will suffer more than the ratios,
+            // whose two sides share the interference sample by sample.
+            bench.progress("warning: load average \(String(format: "%.2f", loadBefore)) before the run; figures may be low")
+        }
+        let start = monotonicSeconds()
+        try MatmulBench.run(bench)
+        try AttentionBench.run(bench)
+        try PSRBench.run(bench)
+        bench.progress("done in \(String(format: "%.1f", monotonicSeconds() - start)) s")
+
+        if bench.rows.isEmpty, let filter {
+            throw ValidationError("no benchmark matches --filter \"\(filter)\"")
+        }
+        let document = ReportDocument(
+            machine: .current(backend: backend, start: startDate, loadBefore: loadBefore),
+            settings: Settings(repeats: plan.repeats, warmup: plan.warmup, minSampleSeconds: plan.minSampleSeconds,
+                               quick: quick, filter: filter),
+            rows: bench.rows,
+            targets: Report.summary(bench.rows))
+        print(json ? try Report.json(document) : Report.table(document))
+    }
+}
