@@ -3,7 +3,7 @@
 // Layers (each target depends only on the ones above it):
 //   CVulkan, COpenBLAS      system-library shims
 //   TillerCore              tensors, dtypes, the Backend protocol, the plain-Swift reference of every op
-//   TillerCPU, TillerVulkan backends
+//   TillerCPU (+ CTillerKernels), TillerVulkan   backends
 //   tiller, TillerBench     the command line and the throughput benchmark
 import PackageDescription
 
@@ -28,7 +28,9 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .target(name: "TillerCore"),
-        .target(name: "TillerCPU", dependencies: ["TillerCore", "COpenBLAS"], swiftSettings: kernelSettings),
+        // The few CPU kernels that need wider vectors than baseline x86-64, dispatched at run time.
+        .target(name: "CTillerKernels", cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
+        .target(name: "TillerCPU", dependencies: ["TillerCore", "COpenBLAS", "CTillerKernels"], swiftSettings: kernelSettings),
         .target(name: "TillerVulkan", dependencies: ["TillerCore", "CVulkan"]),
         .executableTarget(
             name: "tiller",

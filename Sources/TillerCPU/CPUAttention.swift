@@ -82,11 +82,8 @@ extension CPUBackend {
 
 /// Replaces row[lo..<hi] by exp(row - max) and zeroes the rest of the row; returns 1 / sum.
 @inline(__always) func maskedExp(_ row: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int, _ count: Int) -> Float {
-    var largest = -Float.infinity
-    for j in lo..<hi { largest = max(largest, row[j]) }
-    mapVectors(row + lo, row + lo, hi - lo) { vexp($0 - largest) }
-    var total: Float = 0
-    for j in lo..<hi { total += row[j] }
+    let p = row + lo, n = hi - lo
+    let total = expMinusMax(p, n)
     if lo > 0 { row.update(repeating: 0, count: lo) }
     if hi < count { (row + hi).update(repeating: 0, count: count - hi) }
     return 1 / total

@@ -1,3 +1,4 @@
+import CTillerKernels
 import TillerCore
 
 /// The CPU backend: ops run eagerly and use every core internally, so issue them from one
@@ -7,7 +8,12 @@ import TillerCore
 public final class CPUBackend: HostMemoryBackend {
     public init() {}
     public var name: String { "cpu" }
-    public var deviceDescription: String { "host CPU, \(Parallel.workers) cores; \(OpenBLASRuntime.summary)" }
+    public var deviceDescription: String {
+        "host CPU, \(Parallel.workers) cores, \(Self.vectorISA) 16-bit weight kernels; \(OpenBLASRuntime.summary)"
+    }
+
+    /// Which build of the C kernels this CPU runs ("avx512", "avx2" or "baseline").
+    public static var vectorISA: String { String(cString: tiller_kernels_isa()) }
 
     // Typed host access, with the op named in the error when a tensor lives elsewhere.
     func floats(_ op: String, _ t: Tensor) throws -> UnsafeMutablePointer<Float> {

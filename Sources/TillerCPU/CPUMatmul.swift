@@ -1,4 +1,5 @@
 import COpenBLAS
+import CTillerKernels
 import TillerCore
 
 extension CPUBackend {
@@ -53,16 +54,9 @@ extension CPUBackend {
                   layout: WeightLayout, beta: Float, out: UnsafeMutablePointer<Float>) {
         switch layout {
         case .nk:
-            Parallel.chunks(n, grain: 16) { range in
-                let row = UnsafeMutablePointer<Float>.allocate(capacity: k)
-                defer { row.deallocate() }
-                for j in range {
-                    widen(w + j * k, isBF16: isBF16, row, k)
-                    for i in 0..<m {
-                        let value = dot(x + i * k, row, k)
-                        out[i * n + j] = beta == 0 ? value : out[i * n + j] + value
-                    }
-                }
+            // A thread is worth waking for about 2^20 weights (1 MiB of bf16) or more.
+            Parallel.chunks(n, grain: max(16, (1 << 20) / max(k * m, 1))) { range in
+                tiller_gemv16_nk(x, m, k, w, isBF16 ? 1 : 0, range.lowerBound, range.upperBound, out, n, beta == 0 ? 0 : 1)
             }
         case .kn:
             // Columns are split across threads; each streams its slice of every weight row.
@@ -85,7 +79,7 @@ extension CPUBackend {
     /// f32, so it stays in cache) and multiply it with sgemm.
     func halfGEMM(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<UInt16>, isBF16: Bool,
                   layout: WeightLayout, beta: Float, out: UnsafeMutablePointer<Float>) {
-        let panelElements = 1 << 18
+        let panelElements = 1 << 20
         switch layout {
         case .nk:
             // A panel is `rows` consecutive output columns: W rows j0..<j0+rows, all of K.

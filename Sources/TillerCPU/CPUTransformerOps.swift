@@ -166,11 +166,7 @@ extension CPUBackend {
 
 /// Numerically stable softmax of one row: subtract the max, exponentiate, normalise.
 @inline(__always) func softmaxRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
-    var largest = -Float.infinity
-    for i in 0..<n { largest = max(largest, src[i]) }
-    var total: Float = 0
-    mapVectors(src, dst, n) { vexp($0 - largest) }
-    for i in 0..<n { total += dst[i] }
-    let inverse = 1 / total
+    if src != UnsafePointer(dst) { dst.update(from: src, count: n) }
+    let inverse = 1 / expMinusMax(dst, n)
     mapVectors(dst, dst, n) { $0 * inverse }
 }

@@ -3,10 +3,15 @@ import COpenBLAS
 import Glibc
 #endif
 
-/// OpenBLAS picks its kernels once, when the library is loaded. Version 0.3.21 does not know
-/// recent Intel CPUs and falls back to its SSE3 "Prescott" kernels, about five times slower.
-/// The only cure is OPENBLAS_CORETYPE in the environment before the process starts, so the
-/// `tiller` binary re-executes itself once with the variable set when it detects the trap.
+/// OpenBLAS reads its settings once, when the library is loaded, so two of them can only be fixed
+/// by re-executing the process with the environment set:
+/// - Version 0.3.21 does not know recent Intel CPUs and falls back to its SSE3 "Prescott" kernels,
+///   about five times slower: OPENBLAS_CORETYPE picks the right ones.
+/// - After each call its worker threads spin for about 2^28 cycles (0.1 s) before sleeping, and
+///   on a small machine they steal the cores from Tiller's own parallel kernels that run between
+///   matmuls (attention ran at half speed): OPENBLAS_THREAD_TIMEOUT=4 lets them sleep at once,
+///   which costs matmul nothing measurable (see docs/performance.md).
+/// Values the user set are always respected.
 public enum OpenBLASRuntime {
     /// Kernel family OpenBLAS chose ("Prescott", "Haswell", "SkylakeX", ...).
     public static var coreName: String { String(cString: openblas_get_corename()) }
@@ -44,9 +49,14 @@ public enum OpenBLASRuntime {
     /// A line for `tiller info` and benchmark headers.
     public static var summary: String {
         var line = "OpenBLAS kernels \(coreName), \(threads) threads"
-        if let set = getenv("OPENBLAS_CORETYPE") {
-            let who = getenv(marker) != nil ? "set by tiller at start-up" : "set by the user"
-            line += " (OPENBLAS_CORETYPE=\(String(cString: set)), \(who))"
+        let names: [String] = ["OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT"]
+        let settings = names.compactMap { name -> String? in
+            guard let value = getenv(name) else { return nil }
+            return "\(name)=\(String(cString: value))"
+        }
+        if !settings.isEmpty {
+            let who = getenv(marker) != nil ? "set by tiller at start-up" : "from the environment"
+            line += " (\(settings.joined(separator: ", ")), \(who))"
         }
         if isOnSlowKernels, let best = recommendedCoreType {
             line += "; this CPU supports \(best): set OPENBLAS_CORETYPE=\(best) for about 5x faster matmul"
@@ -54,19 +64,34 @@ public enum OpenBLASRuntime {
         return line
     }
 
-    /// Re-executes the current binary with OPENBLAS_CORETYPE set when OpenBLAS fell back to
-    /// slower kernels than the CPU supports. Does nothing when the user set the variable, when
-    /// OpenBLAS already chose well, or in the re-executed child. Returns only when no re-exec happened.
+    /// Shortest spin OpenBLAS allows (2^4 cycles) before an idle worker sleeps.
+    static let threadTimeout = "4"
+
+    /// The environment variables a re-exec would add: empty when OpenBLAS is already set up well.
+    public static var environmentFixes: [(name: String, value: String)] {
+        var fixes: [(String, String)] = []
+        if getenv("OPENBLAS_CORETYPE") == nil, isOnSlowKernels, let best = recommendedCoreType {
+            fixes.append(("OPENBLAS_CORETYPE", best))
+        }
+        if getenv("OPENBLAS_THREAD_TIMEOUT") == nil, threads > 1 {
+            fixes.append(("OPENBLAS_THREAD_TIMEOUT", threadTimeout))
+        }
+        return fixes
+    }
+
+    /// Re-executes the current binary once with the `environmentFixes` set. Does nothing when
+    /// there are none or in the re-executed child. Returns only when no re-exec happened.
     public static func reexecIfNeeded() {
-        guard getenv("OPENBLAS_CORETYPE") == nil, getenv(marker) == nil,
-              isOnSlowKernels, let best = recommendedCoreType else { return }
-        setenv("OPENBLAS_CORETYPE", best, 1)
+        let fixes = environmentFixes
+        guard !fixes.isEmpty, getenv(marker) == nil else { return }
+        for fix in fixes { setenv(fix.name, fix.value, 1) }
         setenv(marker, "1", 1)
         let args = CommandLine.arguments
         var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         execv("/proc/self/exe", &cArgs)
-        // execv only returns on failure: carry on with the slow kernels rather than fail.
-        unsetenv("OPENBLAS_CORETYPE")
+        // execv only returns on failure: carry on as loaded rather than fail.
+        for fix in fixes { unsetenv(fix.name) }
+        unsetenv(marker)
     }
 
     static func cpuFlags() -> Set<Substring>? {

@@ -2,8 +2,15 @@
 /// polynomials). Calling libm per element would cost more than the matmuls in attention.
 
 @inline(__always) func vexp(_ input: Vec) -> Vec {
-    let x = input.clamped(lowerBound: Vec(repeating: -87.3), upperBound: Vec(repeating: 88.3))
-    let n = (x * 1.442_695_04).rounded(.toNearestOrEven)
+    // Clamped with comparisons and masks: the stdlib's generic `clamped` is not specialised and
+    // runs lane by lane.
+    var x = input.replacing(with: -87.3, where: input .< -87.3)
+    x.replace(with: 88.3, where: x .> 88.3)
+    // Round x / ln 2 to the nearest integer by adding 1.5 * 2^23: the sum's low mantissa bits
+    // then hold the integer (in two's complement), and subtracting the constant back gives it as
+    // a float. Both avoid Swift's lane-by-lane generic rounding and conversion.
+    let shifted = x * 1.442_695_04 + 0x1.8p23
+    let n = shifted - 0x1.8p23
     // ln 2 split in two so r = x - n ln 2 stays exact.
     let r = x - n * 0.693_359_375 + n * 2.121_944_40e-4
     var p = Vec(repeating: 1.987_569_15e-4)
@@ -13,8 +20,8 @@
     p = p * r + 1.666_666_55e-1
     p = p * r + 5.000_000_12e-1
     let y = p * r * r + r + 1
-    let exponent = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-    return y * unsafeBitCast(exponent, to: Vec.self)
+    let integer = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
+    return y * unsafeBitCast((integer &+ 127) &<< 23, to: Vec.self)
 }
 
 @inline(__always) func vtanh(_ x: Vec) -> Vec {
@@ -50,4 +57,43 @@
         let result = f(tail)
         for j in 0..<(n - i) { dst[i + j] = result[j] }
     }
+}
+
+/// Largest of n values (n >= 1).
+@inline(__always) func maximum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var i = 0
+    var best = -Float.infinity
+    if n >= 16 {
+        var acc = loadVec(p)
+        i = 16
+        while i + 16 <= n {
+            let v = loadVec(p + i)
+            acc.replace(with: v, where: v .> acc)
+            i += 16
+        }
+        best = acc.max()
+    }
+    while i < n { best = max(best, p[i]); i += 1 }
+    return best
+}
+
+/// Replaces p[0..<n] by exp(p - max) in one pass and returns their sum: the softmax numerator.
+@inline(__always) func expMinusMax(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+    let largest = maximum(p, n)
+    var sum = Vec()
+    var i = 0
+    while i + 16 <= n {
+        let e = vexp(loadVec(p + i) - largest)
+        storeVec(e, p + i)
+        sum += e
+        i += 16
+    }
+    var total = sum.sum()
+    if i < n {
+        var tail = Vec(repeating: -.infinity)
+        for j in 0..<(n - i) { tail[j] = p[i + j] }
+        let e = vexp(tail - largest)
+        for j in 0..<(n - i) { p[i + j] = e[j]; total += e[j] }
+    }
+    return total
 }
