@@ -42,7 +42,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/TillerBench"),
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),
-        .testTarget(name: "BackendOpsTests", dependencies: ["TillerCore", "TillerCPU", "TillerVulkan"]),
+        .testTarget(name: "BackendOpsTests", dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "CTillerKernels"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -130,6 +130,25 @@ void tiller_gemv16_nk(const float *x, long m, long k, const uint16_t *w, int bf1
     chosen(x, m, k, w, bf16, j0, j1, out, ldo, accumulate);
 }
 
+int tiller_gemv16_nk_isa(const char *isa, const float *x, long m, long k, const uint16_t *w, int bf16,
+                         long j0, long j1, float *out, long ldo, int accumulate) {
+    __builtin_cpu_init();
+    gemv_fn fn;
+    if (strcmp(isa, "avx512") == 0) {
+        if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))) return -1;
+        fn = gemv_avx512;
+    } else if (strcmp(isa, "avx2") == 0) {
+        if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return -1;
+        fn = gemv_avx2;
+    } else if (strcmp(isa, "baseline") == 0) {
+        fn = gemv_baseline;
+    } else {
+        return -1;
+    }
+    fn(x, m, k, w, bf16, j0, j1, out, ldo, accumulate);
+    return 0;
+}
+
 const char *tiller_kernels_isa(void) {
     ensure_chosen();
     return chosen_isa;

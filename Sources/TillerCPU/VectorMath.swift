@@ -1,3 +1,5 @@
+import CTillerKernels
+
 /// exp and tanh on 16 lanes at once, accurate to a few ulp in f32 (Cephes' expf and tanhf
 /// polynomials). Calling libm per element would cost more than the matmuls in attention.
 
@@ -59,41 +61,8 @@
     }
 }
 
-/// Largest of n values (n >= 1).
-@inline(__always) func maximum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-    var i = 0
-    var best = -Float.infinity
-    if n >= 16 {
-        var acc = loadVec(p)
-        i = 16
-        while i + 16 <= n {
-            let v = loadVec(p + i)
-            acc.replace(with: v, where: v .> acc)
-            i += 16
-        }
-        best = acc.max()
-    }
-    while i < n { best = max(best, p[i]); i += 1 }
-    return best
-}
-
-/// Replaces p[0..<n] by exp(p - max) in one pass and returns their sum: the softmax numerator.
+/// Replaces p[0..<n] by exp(p - max) and returns their sum: the softmax numerator. Runs in the
+/// C kernels, compiled for the widest vectors this CPU has.
 @inline(__always) func expMinusMax(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
-    let largest = maximum(p, n)
-    var sum = Vec()
-    var i = 0
-    while i + 16 <= n {
-        let e = vexp(loadVec(p + i) - largest)
-        storeVec(e, p + i)
-        sum += e
-        i += 16
-    }
-    var total = sum.sum()
-    if i < n {
-        var tail = Vec(repeating: -.infinity)
-        for j in 0..<(n - i) { tail[j] = p[i + j] }
-        let e = vexp(tail - largest)
-        for j in 0..<(n - i) { p[i + j] = e[j]; total += e[j] }
-    }
-    return total
+    tiller_exp_minus_max(p, n)
 }
