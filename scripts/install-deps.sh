@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Tiller builds and tests against, only those missing.
 set -euo pipefail
-packages=(pkg-config libopenblas-dev libvulkan-dev mesa-vulkan-drivers vulkan-tools glslang-tools spirv-tools)
+packages=(pkg-config libopenblas-dev libvulkan-dev mesa-vulkan-drivers vulkan-tools vulkan-validationlayers glslang-tools spirv-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

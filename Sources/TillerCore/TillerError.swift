@@ -9,6 +9,9 @@ public enum TillerError: Error, CustomStringConvertible, Equatable {
     case invalidArgument(op: String, detail: String)
     case unsupported(String)
     case backendUnavailable(String)
+    /// The device failed while working (lost, out of memory): the work since the last
+    /// synchronisation is gone, but the process is not.
+    case deviceFailure(String)
     case io(path: String, detail: String)
 
     public var description: String {
@@ -21,6 +24,7 @@ public enum TillerError: Error, CustomStringConvertible, Equatable {
         case let .invalidArgument(op, detail): return "\(op): invalid argument: \(detail)"
         case let .unsupported(what): return "unsupported: \(what)"
         case let .backendUnavailable(what): return "backend unavailable: \(what)"
+        case let .deviceFailure(what): return "device failure: \(what)"
         case let .io(path, detail): return "\(path): \(detail)"
         }
     }

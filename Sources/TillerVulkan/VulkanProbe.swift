@@ -1,54 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CVulkan
 import TillerCore
 
-/// What the Vulkan loader can see, for `tiller info` and for backend selection.
+/// A physical device as the loader reports it.
 public struct VulkanDeviceInfo: Sendable {
+    public var index: Int
     public var name: String
     public var type: String
     public var apiVersion: String
+    /// Lower is preferred: discrete GPU, integrated, virtual, CPU, other.
+    public var rank: Int
 }
 
 public enum VulkanProbe {
     /// Lists the physical devices, or says why none could be listed (no loader, no driver).
     public static func devices() -> Result<[VulkanDeviceInfo], TillerError> {
-        var appInfo = VkApplicationInfo()
-        appInfo.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO
-        appInfo.apiVersion = (1 << 22) | (2 << 12)  // Vulkan 1.2
-        return withUnsafePointer(to: &appInfo) { app in
-            var create = VkInstanceCreateInfo()
-            create.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO
-            create.pApplicationInfo = app
-            var instance: VkInstance?
-            let status = vkCreateInstance(&create, nil, &instance)
-            guard status == VK_SUCCESS, let instance else {
-                return .failure(.backendUnavailable("vulkan: vkCreateInstance failed (VkResult \(status.rawValue)); is a Vulkan driver installed?"))
-            }
-            defer { vkDestroyInstance(instance, nil) }
-            var count: UInt32 = 0
-            vkEnumeratePhysicalDevices(instance, &count, nil)
-            var handles = [VkPhysicalDevice?](repeating: nil, count: Int(count))
-            vkEnumeratePhysicalDevices(instance, &count, &handles)
-            let list = handles.compactMap { $0 }.map { device -> VulkanDeviceInfo in
-                var properties = VkPhysicalDeviceProperties()
-                vkGetPhysicalDeviceProperties(device, &properties)
-                let name = withUnsafeBytes(of: properties.deviceName) { raw in
-                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-                }
-                let v = properties.apiVersion
-                return VulkanDeviceInfo(name: name, type: typeName(properties.deviceType),
-                                        apiVersion: "\(v >> 22).\((v >> 12) & 0x3FF).\(v & 0xFFF)")
-            }
-            return .success(list)
+        do {
+            let instance = try VulkanInstance(validation: false)
+            return .success(instance.physicalDevices().enumerated().map { describe($1, index: $0) })
+        } catch let error as TillerError {
+            return .failure(error)
+        } catch {
+            return .failure(.backendUnavailable("vulkan: \(error)"))
         }
     }
 
-    static func typeName(_ type: VkPhysicalDeviceType) -> String {
-        switch type {
-        case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU"
-        case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU"
-        case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU"
-        case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU"
-        default: return "other"
+    static func describe(_ device: VkPhysicalDevice, index: Int) -> VulkanDeviceInfo {
+        var properties = VkPhysicalDeviceProperties()
+        vkGetPhysicalDeviceProperties(device, &properties)
+        let v = properties.apiVersion
+        let (type, rank): (String, Int)
+        switch properties.deviceType {
+        case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: (type, rank) = ("discrete GPU", 0)
+        case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: (type, rank) = ("integrated GPU", 1)
+        case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: (type, rank) = ("virtual GPU", 2)
+        case VK_PHYSICAL_DEVICE_TYPE_CPU: (type, rank) = ("CPU", 3)
+        default: (type, rank) = ("other", 4)
         }
+        return VulkanDeviceInfo(index: index, name: fixedString(properties.deviceName), type: type,
+                                apiVersion: "\(v >> 22).\((v >> 12) & 0x3FF).\(v & 0xFFF)", rank: rank)
     }
+
+    /// The device a backend would use: `choice` (an index, or a substring of the name) when given,
+    /// else TILLER_VULKAN_DEVICE, else the best-ranked device (lowest index among equals).
+    public static func select(_ devices: [VulkanDeviceInfo], choice: String?) throws -> VulkanDeviceInfo {
+        guard !devices.isEmpty else { throw TillerError.backendUnavailable("vulkan: the loader found no devices") }
+        let wanted = choice ?? getenvString("TILLER_VULKAN_DEVICE")
+        if let wanted, !wanted.isEmpty {
+            if let i = Int(wanted) {
+                guard devices.indices.contains(i) else {
+                    throw TillerError.backendUnavailable("vulkan: device \(i) requested, \(devices.count) present")
+                }
+                return devices[i]
+            }
+            guard let match = devices.first(where: { $0.name.lowercased().contains(wanted.lowercased()) }) else {
+                throw TillerError.backendUnavailable("vulkan: no device named like '\(wanted)' among \(devices.map(\.name))")
+            }
+            return match
+        }
+        return devices.min { ($0.rank, $0.index) < ($1.rank, $1.index) }!
+    }
+}
+
+func getenvString(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
 }

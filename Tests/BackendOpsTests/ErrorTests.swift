@@ -261,8 +261,11 @@ func rejects(_ c: ErrorCase) {
     var referenceMessage: String?
     for backend in [ReferenceBackend()] + backendsUnderTest() {
         do {
-            try c.attempt(backend)
-            try backend.synchronize()
+            let (_, validation) = try exclusively(backend) {
+                try c.attempt(backend)
+                try backend.synchronize()
+            }
+            for message in validation { Issue.record(Comment(rawValue: "[\(c.testDescription)] on \(backend.name): validation layer: \(message)")) }
             Issue.record(Comment(rawValue: "[\(c.testDescription)] on \(backend.name): did not throw"))
         } catch let error as TillerError {
             if !c.kinds.contains(where: { $0.matches(error) }) {

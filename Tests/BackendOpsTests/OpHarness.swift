@@ -5,6 +5,8 @@
 import Testing
 import TillerCore
 import TillerCPU
+import TillerVulkan
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -13,11 +15,40 @@ import Darwin
 
 // MARK: - Backends
 
-/// The backends every case runs on, each checked against `ReferenceBackend`.
-/// Built afresh per test so no state leaks between cases. The Vulkan backend is appended here
-/// (when the machine has a device) once it exists; every case then runs on it unchanged.
+/// The backends every case runs on, each checked against `ReferenceBackend`: a fresh CPU
+/// backend per test, and the process's one Vulkan backend when the machine has a Vulkan device
+/// (lavapipe in CI). TILLER_TEST_VULKAN=0 leaves Vulkan out.
 func backendsUnderTest() -> [any Backend] {
-    [CPUBackend()]
+    [CPUBackend()] + (SharedVulkan.backend.map { [$0] } ?? [])
+}
+
+/// Creating a Vulkan device (with the validation layer) takes far longer than a case, so the
+/// suite shares one; a lock keeps parallel tests from interleaving their recorded work.
+enum SharedVulkan {
+    static let backend: VulkanBackend? = {
+        if getenv("TILLER_TEST_VULKAN").map({ String(cString: $0) }) == "0" { return nil }
+        do {
+            let backend = try VulkanBackend(validation: true)
+            print("BackendOpsTests: Vulkan on \(backend.deviceDescription), validation layer \(backend.validationEnabled ? "on" : "not installed")")
+            return backend
+        } catch {
+            print("BackendOpsTests: no Vulkan backend (\(error)); testing the CPU backend only")
+            return nil
+        }
+    }()
+    static let lock = NSLock()
+}
+
+/// Runs body with exclusive use of the backend when it is shared, and returns what the Vulkan
+/// validation layer said meanwhile: every message is a failure.
+func exclusively<R>(_ backend: any Backend, _ body: () throws -> R) rethrows -> (R, validation: [String]) {
+    guard let vulkan = backend as? VulkanBackend else { return (try body(), []) }
+    SharedVulkan.lock.lock()
+    defer { SharedVulkan.lock.unlock() }
+    _ = vulkan.validationMessages()
+    let result = try body()
+    try? vulkan.synchronize()
+    return (result, vulkan.validationMessages())
 }
 
 // MARK: - Seed
@@ -251,8 +282,12 @@ func compareWithReference(_ caseName: String, maxNMSE: Double, backends: [any Ba
         let run = OpRun(backend)
         let result: (values: [(name: String, values: OutputValues)], problems: [String])
         do {
-            try body(run)
-            result = try run.finish()
+            let (finished, validation) = try exclusively(backend) { () -> (values: [(name: String, values: OutputValues)], problems: [String]) in
+                try body(run)
+                return try run.finish()
+            }
+            result = finished
+            for message in validation { report(backend.name, "validation layer: \(message)") }
         } catch {
             report(backend.name, "threw \(error)")
             continue
