@@ -42,6 +42,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/TillerBench"),
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),
+        .testTarget(name: "CLITests", dependencies: ["tiller"]),
         .testTarget(name: "BackendOpsTests", dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "CTillerKernels"]),
     ],
     swiftLanguageModes: [.v5]

@@ -7,7 +7,8 @@
 # (scripts/compile-shaders.sh matmul_tiled psr_head).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=Sources/TillerVulkan/Generated
+# TILLER_SHADER_OUT redirects the output (the freshness test compiles into a scratch folder).
+out=${TILLER_SHADER_OUT:-Sources/TillerVulkan/Generated}
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

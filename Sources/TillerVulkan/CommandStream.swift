@@ -5,7 +5,7 @@ import TillerCore
 /// It inserts a barrier only where a dispatch touches a buffer written (or, for writes, read)
 /// since the last barrier, and keeps every buffer it references alive until the work is done.
 final class CommandStream {
-    unowned let device: VulkanDevice
+    let device: VulkanDevice  // strong: buffers and pipelines may outlive the backend
     private let pool: VkCommandPool
     private let commandBuffer: VkCommandBuffer
     private let fence: VkFence

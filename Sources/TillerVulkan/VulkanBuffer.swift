@@ -31,7 +31,7 @@ struct VulkanAllocation {
 /// Recycles allocations by size class so per-step temporaries do not hit vkAllocateMemory.
 /// Small buffers are rounded up to a power of two; large ones (weights) are exact and not kept.
 final class VulkanBufferPool {
-    unowned let device: VulkanDevice
+    let device: VulkanDevice  // strong: buffers and pipelines may outlive the backend
     let memoryType: UInt32
     let hostVisible: Bool
     private var free: [Int: [VulkanAllocation]] = [:]

@@ -8,7 +8,7 @@ final class ComputePipeline {
     let layout: VkPipelineLayout
     let setLayout: VkDescriptorSetLayout
     let bindingCount: Int
-    unowned let device: VulkanDevice
+    let device: VulkanDevice  // strong: buffers and pipelines may outlive the backend
 
     static let pushConstantWords = 32
 

@@ -12,23 +12,24 @@ struct TillerCommand: ParsableCommand {
 }
 
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Version, backends, devices and BLAS kernels in use.")
+    static let configuration = CommandConfiguration(abstract: "Version, backends, devices, the backend chosen and the BLAS kernels in use.")
+
+    @OptionGroup var backendOptions: BackendOptions
 
     func run() throws {
         print("tiller \(Tiller.version)")
-        print("backends:")
-        print("  cpu       \(CPUBackend().deviceDescription)")
-        print("  reference plain Swift loops (the yardstick of the op tests)")
+        print("cpu:    \(CPUBackend().deviceDescription)")
+        print("blas:   \(OpenBLASRuntime.config)")
         switch VulkanProbe.devices() {
         case .success(let devices) where devices.isEmpty:
-            print("  vulkan    loader found, no devices")
+            print("vulkan: loader found, no devices")
         case .success(let devices):
-            print("  vulkan    \(devices.count) device(s) (compute backend arrives with the Vulkan issue)")
-            for (i, d) in devices.enumerated() { print("    [\(i)] \(d.name) (\(d.type), Vulkan \(d.apiVersion))") }
+            print("vulkan: \(devices.count) device(s)")
+            for d in devices { print("  [\(d.index)] \(d.name) (\(d.type), Vulkan \(d.apiVersion))") }
         case .failure(let error):
-            print("  vulkan    unavailable: \(error)")
+            print("vulkan: unavailable: \(error)")
         }
-        print("blas: \(OpenBLASRuntime.summary)")
-        print("blas config: \(OpenBLASRuntime.config)")
+        let chosen = try backendOptions.make()
+        print("backend (--backend \(backendOptions.backend.rawValue)): \(chosen.name) on \(chosen.deviceDescription)")
     }
 }

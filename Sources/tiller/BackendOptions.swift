@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import TillerCore
+import TillerCPU
+import TillerVulkan
+
+enum BackendKind: String, ExpressibleByArgument, CaseIterable {
+    case auto, cpu, vulkan
+}
+
+/// --backend and --device, shared by every command that computes.
+struct BackendOptions: ParsableArguments {
+    @Option(help: "cpu, vulkan, or auto: Vulkan on a GPU when one works, else the CPU.")
+    var backend: BackendKind = .auto
+
+    @Option(help: "Vulkan device: its index in `tiller info` or part of its name (default: TILLER_VULKAN_DEVICE, else the best GPU).")
+    var device: String?
+
+    /// The backend to compute on. `auto` never picks a CPU-type Vulkan device (lavapipe is a
+    /// correctness driver, far slower than the CPU backend) and says in one line on stderr why it
+    /// fell back; `vulkan` fails with what is missing.
+    func make(note: (String) -> Void = { printError($0) }) throws -> any Backend {
+        switch backend {
+        case .cpu:
+            return CPUBackend()
+        case .vulkan:
+            return try VulkanBackend(device: device)
+        case .auto:
+            do {
+                let devices = try VulkanProbe.devices().get()
+                let chosen = try VulkanProbe.select(devices, choice: device)
+                guard chosen.type != "CPU" else {
+                    note("tiller: the only Vulkan device is \(chosen.name), a CPU driver; using the CPU backend")
+                    return CPUBackend()
+                }
+                return try VulkanBackend(device: device)
+            } catch {
+                note("tiller: no Vulkan GPU (\(error)); using the CPU backend")
+                return CPUBackend()
+            }
+        }
+    }
+}
+
+func printError(_ line: String) {
+    var stderr = StandardError()
+    print(line, to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        fputs(string, Glibc.stderr)
+    }
+}
