@@ -38,9 +38,9 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "TillerBench",
-            dependencies: ["TillerCore", "TillerCPU", "COpenBLAS",
+            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "COpenBLAS",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Benchmarks/TillerBench"),
+            path: "Benchmarks/TillerBench", exclude: ["gpu_reference.py"]),
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),
         .testTarget(name: "CLITests", dependencies: ["tiller"]),
         .testTarget(name: "BackendOpsTests", dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "CTillerKernels"]),

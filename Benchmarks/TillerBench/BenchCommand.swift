@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TillerCore
 import TillerCPU
+import TillerVulkan
 
 /// What every benchmark needs: the backend under test, the timing plan, the filter, and a
 /// place to put its rows (with a progress line on stderr, since a full run takes a while).
@@ -64,12 +65,23 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Fewer shapes, repeats and shorter samples: a smoke run of a few seconds.")
     var quick = false
 
+    @Option(help: "cpu (the CPU suite) or vulkan (the GPU suite: 4096-sized matmuls, T = 4096 attention, a large PSR head).")
+    var backend = "cpu"
+
+    @Option(help: "Vulkan device: index or part of its name.")
+    var device: String?
+
+    @Option(help: "GPU suite: JSON of PyTorch figures measured in the same run (Benchmarks/gpu_reference.py writes it).")
+    var torch: String?
+
     func validate() throws {
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if warmup < 0 { throw ValidationError("--warmup must not be negative") }
     }
 
     func run() throws {
+        if self.backend == "vulkan" { return try runGPU() }
+        guard self.backend == "cpu" else { throw ValidationError("--backend must be cpu or vulkan") }
         let backend = CPUBackend()
         let plan = TimingPlan(repeats: repeats ?? (quick ? 3 : 7), warmup: warmup,
                               minSampleSeconds: quick ? 0.01 : 0.05)
@@ -91,6 +103,29 @@ struct BenchCommand: ParsableCommand {
         if bench.rows.isEmpty, let filter {
             throw ValidationError("no benchmark matches --filter \"\(filter)\"")
         }
+        let document = ReportDocument(
+            machine: .current(backend: backend, start: startDate, loadBefore: loadBefore),
+            settings: Settings(repeats: plan.repeats, warmup: plan.warmup, minSampleSeconds: plan.minSampleSeconds,
+                               quick: quick, filter: filter),
+            rows: bench.rows,
+            targets: Report.summary(bench.rows))
+        print(json ? try Report.json(document) : Report.table(document))
+    }
+}
+
+extension BenchCommand {
+    /// The GPU suite on the Vulkan backend. Matmul and attention are compared with PyTorch
+    /// (cuBLAS, SDPA) figures taken on the same machine in the same run; the PSR head with a
+    /// device-to-device copy of the same bytes measured here.
+    func runGPU() throws {
+        let backend = try VulkanBackend(device: device)
+        let plan = TimingPlan(repeats: repeats ?? (quick ? 3 : 7), warmup: warmup, minSampleSeconds: quick ? 0.02 : 0.2)
+        let bench = BenchRun(backend: backend, plan: plan, quick: quick, filter: filter)
+        bench.progress("tiller-bench: vulkan on \(backend.deviceDescription)")
+        let references = try torch.map { try TorchReferences.load($0) } ?? TorchReferences()
+        let startDate = Date(), loadBefore = MachineInfo.loadAverage()
+        try GPUBench.run(bench, vulkan: backend, torch: references)
+        if bench.rows.isEmpty, let filter { throw ValidationError("no benchmark matches --filter \"\(filter)\"") }
         let document = ReportDocument(
             machine: .current(backend: backend, start: startDate, loadBefore: loadBefore),
             settings: Settings(repeats: plan.repeats, warmup: plan.warmup, minSampleSeconds: plan.minSampleSeconds,

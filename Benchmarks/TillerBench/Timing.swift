@@ -37,14 +37,17 @@ struct Measurement {
 /// Times several contenders (typically an op and its reference) sample by sample in turn:
 /// A B A B ... rather than all of A then all of B, so a frequency change or a noisy neighbour
 /// in the middle of the run hits both sides of a ratio alike.
-func measureInterleaved(_ plan: TimingPlan, _ bodies: [() throws -> Void]) throws -> [Measurement] {
+/// `synchronize` ends every timed stretch, so a GPU backend's recorded work is inside the time.
+func measureInterleaved(_ plan: TimingPlan, synchronize: () throws -> Void = {}, _ bodies: [() throws -> Void]) throws -> [Measurement] {
     // Calibration: one untimed call (first-touch page faults, lazy setup), then one timed call
     // to choose how many calls make a sample of at least minSampleSeconds.
     var calls: [Int] = []
     for body in bodies {
         try body()
+        try synchronize()
         let start = monotonicSeconds()
         try body()
+        try synchronize()
         let once = max(monotonicSeconds() - start, 1e-7)
         calls.append(min(100_000, max(1, Int((plan.minSampleSeconds / once).rounded(.up)))))
     }
@@ -53,6 +56,7 @@ func measureInterleaved(_ plan: TimingPlan, _ bodies: [() throws -> Void]) throw
         let body = bodies[i], n = calls[i]
         let start = monotonicSeconds()
         for _ in 0..<n { try body() }
+        try synchronize()
         return (monotonicSeconds() - start) / Double(n)
     }
 
