@@ -12,7 +12,9 @@ public final class VulkanBackend: Backend {
     let stream: CommandStream
     let pool: VulkanBufferPool
     let stagingPool: VulkanBufferPool
+    let pipelineCache: PipelineCache
     private var pipelines: [String: ComputePipeline] = [:]
+    private var pipelinesCreated = 0, pipelinesSaved = 0
 
     /// - Parameters:
     ///   - device: an index or a substring of the device name; nil for TILLER_VULKAN_DEVICE or
@@ -25,6 +27,7 @@ public final class VulkanBackend: Backend {
         stream = try CommandStream(device: device)
         pool = VulkanBufferPool(device: device, memoryType: device.deviceMemoryType, hostVisible: device.deviceMemoryIsHostVisible)
         stagingPool = VulkanBufferPool(device: device, memoryType: device.stagingMemoryType, hostVisible: true)
+        pipelineCache = PipelineCache(device: device)
     }
 
     deinit {
@@ -96,6 +99,12 @@ public final class VulkanBackend: Backend {
 
     public func synchronize() throws {
         try stream.submitAndWait()
+        // New pipelines are rare (first use of each shader): write the cache then, not at exit,
+        // which a long-lived backend may never reach.
+        if pipelinesCreated > pipelinesSaved {
+            pipelineCache.save()
+            pipelinesSaved = pipelinesCreated
+        }
     }
 
     /// A one-off transfer, submitted at once (used with staging memory).
@@ -132,8 +141,9 @@ public final class VulkanBackend: Backend {
     func pipeline(_ source: ShaderModuleSource, bindings: Int, specialization: [UInt32]) throws -> ComputePipeline {
         let key = "\(source.name)/\(bindings)/\(specialization)"
         if let p = pipelines[key] { return p }
-        let p = try ComputePipeline(device: device, cache: nil, source: source, bindingCount: bindings, specialization: specialization)
+        let p = try ComputePipeline(device: device, cache: pipelineCache.handle, source: source, bindingCount: bindings, specialization: specialization)
         pipelines[key] = p
+        pipelinesCreated += 1
         return p
     }
 
