@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CVulkan
 import TillerCore
 
@@ -30,7 +33,9 @@ struct VulkanAllocation {
 
 /// Recycles allocations by size class so per-step temporaries do not hit vkAllocateMemory.
 /// Small buffers are rounded up to a power of two; large ones (weights) are exact and not kept.
-final class VulkanBufferPool {
+/// Tensors are freed on whatever thread drops them last, so the pool takes a lock.
+final class VulkanBufferPool: @unchecked Sendable {
+    private var lock = pthread_mutex_t()
     let device: VulkanDevice  // strong: buffers and pipelines may outlive the backend
     let memoryType: UInt32
     let hostVisible: Bool
@@ -43,6 +48,7 @@ final class VulkanBufferPool {
         self.device = device
         self.memoryType = memoryType
         self.hostVisible = hostVisible
+        pthread_mutex_init(&lock, nil)
     }
 
     deinit {
@@ -57,15 +63,20 @@ final class VulkanBufferPool {
 
     func acquire(_ bytes: Int) throws -> VulkanAllocation {
         let size = Self.sizeClass(bytes)
+        pthread_mutex_lock(&lock)
         if var list = free[size], let a = list.popLast() {
             free[size] = list
             pooledBytes -= size
+            pthread_mutex_unlock(&lock)
             return a
         }
+        pthread_mutex_unlock(&lock)
         return try allocate(size)
     }
 
     func release(_ a: VulkanAllocation) {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
         if a.size <= Self.largestPooled && pooledBytes + a.size <= Self.poolLimit {
             free[a.size, default: []].append(a)
             pooledBytes += a.size
