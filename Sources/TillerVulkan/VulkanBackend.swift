@@ -207,6 +207,7 @@ public final class VulkanBackend: Backend {
     /// Work groups to cover n items at `size` per group, spread over y when x would overflow.
     func groups(_ n: Int, _ size: Int) -> (Int, Int, Int) {
         let total = (n + size - 1) / size
+        guard total > 0 else { return (0, 1, 1) }  // nothing to do: dispatch records nothing
         let x = min(total, 65535)
         return (max(x, 1), max(1, (total + x - 1) / x), 1)
     }

@@ -37,6 +37,8 @@ let topKCases: [RankingCase] = [
     RankingCase(rows: 1, columns: 1, k: 1), RankingCase(rows: 1, columns: 17, k: 1), RankingCase(rows: 4, columns: 17, k: 3),
     RankingCase(rows: 3, columns: 33, k: 33), RankingCase(rows: 2, columns: 127, k: 40), RankingCase(rows: 5, columns: 1000, k: 17),
     RankingCase(rows: 4, columns: 17, k: 5, ties: true), RankingCase(rows: 2, columns: 9, k: 9, ties: true),
+    // Wider than one GPU sort tile (512), with ties: the merge of tiles must keep lower columns first.
+    RankingCase(rows: 2, columns: 1500, k: 600, ties: true),
 ]
 
 @Test(arguments: topKCases)

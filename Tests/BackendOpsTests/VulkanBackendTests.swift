@@ -66,6 +66,16 @@ import TillerCore
         #expect(result == [11, 22])
     }
 
+    /// Zero elements means zero work groups: nothing recorded, no division by zero.
+    @Test func emptyTensorsDispatchNothing() throws {
+        _ = try exclusively(vulkan) {
+            let empty = try vulkan.empty([0, 4])
+            try vulkan.add(empty, empty, out: empty)
+            try vulkan.scale(empty, by: 2, out: empty)
+            try vulkan.synchronize()
+        }
+    }
+
     @Test func tensorsMayOutliveTheirBackend() throws {
         var backend: VulkanBackend? = try VulkanBackend()
         let t = try backend!.tensor([1, 2, 3], shape: [3])
