@@ -4,6 +4,7 @@
 //   CVulkan, COpenBLAS      system-library shims
 //   TillerCore              tensors, dtypes, the Backend protocol, the plain-Swift reference of every op
 //   TillerCPU (+ CTillerKernels), TillerVulkan   backends
+//   TillerModels            checkpoints, tokenizers, the transformer forward, generation
 //   tiller, TillerBench     the command line and the throughput benchmark
 import PackageDescription
 
@@ -32,6 +33,7 @@ let package = Package(
         .target(name: "CTillerKernels", cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
         .target(name: "TillerCPU", dependencies: ["TillerCore", "COpenBLAS", "CTillerKernels"], swiftSettings: kernelSettings),
         .target(name: "TillerVulkan", dependencies: ["TillerCore", "CVulkan"]),
+        .target(name: "TillerModels", dependencies: ["TillerCore"]),
         .executableTarget(
             name: "tiller",
             dependencies: ["TillerCore", "TillerCPU", "TillerVulkan",
@@ -43,6 +45,7 @@ let package = Package(
             path: "Benchmarks/TillerBench", exclude: ["gpu_reference.py"]),
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),
         .testTarget(name: "CLITests", dependencies: ["tiller"]),
+        .testTarget(name: "TillerModelsTests", dependencies: ["TillerModels", "TillerCore", "TillerCPU", "TillerVulkan"]),
         .testTarget(name: "BackendOpsTests", dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "CTillerKernels"]),
     ],
     swiftLanguageModes: [.v5]
