@@ -36,13 +36,13 @@ let package = Package(
         .target(name: "TillerModels", dependencies: ["TillerCore"]),
         .executableTarget(
             name: "tiller",
-            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan",
+            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "TillerBench",
-            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "COpenBLAS",
+            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "COpenBLAS",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Benchmarks/TillerBench", exclude: ["gpu_reference.py"]),
+            path: "Benchmarks/TillerBench", exclude: ["gpu_reference.py", "compare_transformers.py"]),
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),
         .testTarget(name: "CLITests", dependencies: ["tiller"]),
         .testTarget(name: "TillerModelsTests", dependencies: ["TillerModels", "TillerCore", "TillerCPU", "TillerVulkan"]),

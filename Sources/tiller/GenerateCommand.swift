@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import TillerCore
+import TillerModels
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Continue every prompt of a JSON Lines file, in batches.",
+        discussion: """
+            Each input line is {"prompt": "..."} (encoded with the tokenizer's special tokens), \
+            {"messages": [{"role": ..., "content": ...}, ...]} (rendered through the model's chat \
+            template with the generation prompt) or {"ids": [...]} (token ids as they are); an optional "seed" overrides --seed for its line. The \
+            output has one line per input line, in input order: {"completion": ..., "ids": [...], \
+            "stop_reason": "eos" | "stop_string" | "max_tokens" | "capacity"}. Every prompt samples \
+            from its own generator seeded with --seed, so its output does not depend on the batch.
+            """)
+
+    @Option(help: "The model directory (config.json, *.safetensors, tokenizer.json).")
+    var model: String
+
+    @Option(help: "The input JSON Lines file.")
+    var prompts: String
+
+    @Option(help: "The output JSON Lines file.")
+    var out: String
+
+    @Option(help: "Most new tokens per prompt.")
+    var maxNewTokens: Int = 128
+
+    @Option(help: "0 decodes greedily; > 0 samples from softmax(logits / temperature).")
+    var temperature: Float = 0
+
+    @Option(help: "Sample among the k most likely tokens only (0: all).")
+    var topK: Int = 0
+
+    @Option(help: "Nucleus sampling: keep the most likely tokens up to this probability mass (1: all).")
+    var topP: Float = 1
+
+    @Option(help: "Seed of every prompt's sampler (a line's \"seed\" overrides it).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Most prompts decoded together (KV cache slots).")
+    var batchSize: Int = 8
+
+    @Option(help: "Most tokens per sequence, prompt and completion together (default: max_position_embeddings).")
+    var contextLimit: Int?
+
+    @Option(name: .customLong("stop"), help: "End a completion at this text, which is left out (repeatable).")
+    var stops: [String] = []
+
+    @Flag(help: "Show the progress bar even when stderr is not a terminal.")
+    var progress = false
+
+    @OptionGroup var backendOptions: BackendOptions
+
+    func validate() throws {
+        guard maxNewTokens >= 0 else { throw ValidationError("--max-new-tokens must be >= 0") }
+        guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be >= 0") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be >= 0") }
+        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        if let contextLimit, contextLimit <= 0 { throw ValidationError("--context-limit must be positive") }
+        if stops.contains(where: \.isEmpty) { throw ValidationError("--stop must not be empty") }
+    }
+
+    func run() throws {
+        try ModelDirectory.check(model)
+        let lines = try PromptFile.read(prompts)
+        let tokenizer = try ModelDirectory.tokenizer(model)
+        var template: ChatTemplate?
+        let options = GenerationOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
+                                        seed: seed, stopStrings: stops)
+        var requests: [GenerationRequest] = []
+        for line in lines {
+            let ids: [Int32]
+            do {
+                switch line.prompt {
+                case .text(let text):
+                    ids = try tokenizer.encode(text, addSpecialTokens: true)
+                case .messages(let messages):
+                    if template == nil { template = try ChatTemplate(directory: model) }
+                    ids = try ModelDirectory.chatIDs(messages, template: template!, tokenizer: tokenizer)
+                case .ids(let given):
+                    ids = given
+                }
+            } catch {
+                throw TillerError.io(path: "\(prompts):\(line.number)", detail: "\(error)")
+            }
+            guard !ids.isEmpty else {
+                throw TillerError.io(path: "\(prompts):\(line.number)", detail: "the prompt encodes to no tokens")
+            }
+            var lineOptions = options
+            if let seed = line.seed { lineOptions.seed = seed }
+            requests.append(GenerationRequest(promptIDs: ids, options: lineOptions))
+        }
+
+        let backend = try backendOptions.make()
+        let transformer = try TransformerModel.load(directory: model, backend: backend)
+        for (i, request) in requests.enumerated() {
+            if let bad = request.promptIDs.first(where: { Int($0) >= transformer.vocabularySize }) {
+                throw TillerError.io(path: "\(prompts):\(lines[i].number)",
+                                     detail: "token id \(bad) is outside the model's vocabulary of \(transformer.vocabularySize)")
+            }
+        }
+        let generator = try Generator(model: transformer, tokenizer: tokenizer, batchSize: batchSize, contextLimit: contextLimit)
+
+        // Lines are written in input order as soon as every earlier one is done.
+        let writer = try OrderedLineWriter(path: out)
+        let bar = ProgressBar(enabled: progress || ProgressBar.stderrIsTerminal)
+        var last = GenerationProgress(generatedTokens: 0, promptTokens: 0, finishedRequests: 0,
+                                      totalRequests: requests.count, elapsed: 0)
+        try generator.generate(requests, progress: { p in
+            last = p
+            bar.update(p)
+        }, onResult: { index, result in
+            writer.add(index, OutputLine(completion: result.completion, ids: result.ids, stop_reason: result.stopReason.rawValue))
+        })
+        bar.close(last)
+        try writer.close(expected: requests.count)
+        printError(String(format: "tiller: %d prompts, %d prompt tokens, %d new tokens in %.2f s (%.1f tok/s) on %@",
+                          requests.count, last.promptTokens, last.generatedTokens, last.elapsed,
+                          last.tokensPerSecond, backend.name))
+    }
+}
+
+struct OutputLine: Encodable {
+    var completion: String
+    var ids: [Int32]
+    var stop_reason: String
+}
+
+/// Writes results as JSON lines in index order, holding back those that finish early.
+final class OrderedLineWriter {
+    let path: String
+    private let handle: FileHandle
+    private var held: [Int: String] = [:]
+    private var next = 0
+    private var failure: Error?
+
+    init(path: String) throws {
+        self.path = path
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+              let handle = FileHandle(forWritingAtPath: path) else {
+            throw TillerError.io(path: path, detail: "cannot create the output file")
+        }
+        self.handle = handle
+    }
+
+    func add(_ index: Int, _ line: OutputLine) {
+        guard failure == nil else { return }
+        do {
+            held[index] = try jsonLine(line)
+            while let text = held.removeValue(forKey: next) {
+                try handle.write(contentsOf: Data((text + "\n").utf8))
+                next += 1
+            }
+        } catch {
+            failure = error
+        }
+    }
+
+    func close(expected: Int) throws {
+        try? handle.close()
+        if let failure { throw TillerError.io(path: path, detail: "cannot write (\(failure.localizedDescription))") }
+        guard next == expected else { throw TillerError.io(path: path, detail: "wrote \(next) of \(expected) lines") }
+    }
+}

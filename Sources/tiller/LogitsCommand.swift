@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import TillerCore
+import TillerModels
+
+struct Logits: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run token ids through the model and write the logits of every position.",
+        discussion: "Writes a safetensors file with one F32 tensor \"logits\" of shape [T, vocab].")
+
+    @Option(help: "The model directory (config.json, *.safetensors).")
+    var model: String
+
+    @Option(help: "Comma-separated token ids, e.g. 1,2,3.")
+    var ids: String
+
+    @Option(help: "The safetensors file to write.")
+    var out: String
+
+    @OptionGroup var backendOptions: BackendOptions
+
+    func run() throws {
+        let tokens = try Self.parseIDs(ids)
+        try ModelDirectory.check(model)
+        let backend = try backendOptions.make()
+        let transformer = try TransformerModel.load(directory: model, backend: backend)
+        let cache = try transformer.makeCache(batchSize: 1, capacity: tokens.count)
+        let output = try transformer.forward([tokens], cache: cache, logits: .all)
+        let values = try backend.floats(output.logits)
+        try SafetensorsWriter.write([.init(name: "logits", shape: [tokens.count, transformer.vocabularySize], values: values)], to: out)
+    }
+
+    static func parseIDs(_ text: String) throws -> [Int32] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw TillerError.invalidArgument(op: "logits", detail: "--ids is empty: pass comma-separated token ids, e.g. 1,2,3")
+        }
+        return try parts.map { part in
+            guard let id = Int32(part), id >= 0 else {
+                throw TillerError.invalidArgument(op: "logits", detail: "--ids: \"\(part)\" is not a token id (a non-negative integer)")
+            }
+            return id
+        }
+    }
+}
