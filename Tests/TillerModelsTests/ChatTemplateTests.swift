@@ -282,6 +282,34 @@ enum ChatFixtures {
         }
     }
 
+    /// The deepest templates the parser accepts render on a thread with a 512 KiB stack.
+    @Test func deepestAcceptedNestingFitsASmallStack() throws {
+        let sources = [
+            "{{ " + String(repeating: "(", count: 23) + "1" + String(repeating: ")", count: 23) + " }}",
+            "{{ " + String(repeating: "[", count: 23) + "1" + String(repeating: "]", count: 23) + " }}",
+            "{{ 'x'" + String(repeating: "|trim", count: 60) + " }}",
+            "{{ " + String(repeating: "not ", count: 60) + "1 }}",
+            "{% set d = {'a': 1} %}{{ d" + String(repeating: ".get('b', d)", count: 30) + " }}",
+            String(repeating: "{% for i in [1] %}{% if true %}", count: 24) + "x" + String(repeating: "{% endif %}{% endfor %}", count: 24),
+            "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(23) }}",
+        ]
+        final class Box: @unchecked Sendable { var results: [Result<String, Error>] = [] }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            for source in sources {
+                box.results.append(Result { try ChatTemplate(template: source, bosToken: nil, eosToken: nil).render([]) })
+            }
+            done.signal()
+        }
+        thread.stackSize = 512 << 10
+        thread.start()
+        done.wait()
+        for (source, result) in zip(sources, box.results) {
+            if case .failure(let error) = result { Issue.record("\(source.prefix(40)): \(error)") }
+        }
+    }
+
     // MARK: loading
 
     private func withConfig(_ json: String, _ body: (String) throws -> Void) throws {
@@ -329,6 +357,13 @@ enum ChatFixtures {
             let template = try ChatTemplate(directory: dir)
             #expect(try template.render([]) == "from file </s>")
             #expect(template.source == dir + "/chat_template.jinja")
+        }
+    }
+
+    @Test func specialTokensMapIsAFallback() throws {
+        try withConfig(#"{"chat_template": "{{ bos_token }}|{{ eos_token }}", "eos_token": "<E>"}"#) { dir in
+            try #"{"bos_token": {"content": "<B>"}, "eos_token": "<ignored>"}"#.write(toFile: dir + "/special_tokens_map.json", atomically: true, encoding: .utf8)
+            #expect(try ChatTemplate(directory: dir).render([]) == "<B>|<E>")
         }
     }
 

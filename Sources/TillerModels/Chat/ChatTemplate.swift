@@ -49,9 +49,9 @@ public final class ChatTemplate {
 
     /// Reads the template and special tokens of a checkpoint or tokenizer directory:
     /// chat_template.jinja when present, else tokenizer_config.json's "chat_template" (a string,
-    /// or a list of {"name", "template"} of which "default" is used); bos_token / eos_token from
-    /// tokenizer_config.json (strings or {"content": ...} objects). Throws if there is no
-    /// template or it does not parse.
+    /// or a list of {"name", "template"} of which "default" is used), as transformers does;
+    /// bos_token / eos_token from tokenizer_config.json, else special_tokens_map.json (strings or
+    /// {"content": ...} objects). Throws if there is no template or it does not parse.
     public convenience init(directory: String) throws {
         let dir = URL(fileURLWithPath: directory)
         let configPath = dir.appendingPathComponent("tokenizer_config.json").path
@@ -78,9 +78,13 @@ public final class ChatTemplate {
         } else {
             throw TillerError.io(path: directory, detail: "no such directory")
         }
+        // Special tokens: tokenizer_config.json, else the older special_tokens_map.json.
+        let mapPath = dir.appendingPathComponent("special_tokens_map.json").path
+        var tokenMap: CheckpointJSON? = nil
+        if fm.fileExists(atPath: mapPath) { tokenMap = try? Self.readJSON(mapPath) }
         var tokens: [String: String] = [:]
         for key in ["bos_token", "eos_token", "unk_token", "pad_token"] {
-            if let value = config?[key] {
+            if let value = config?[key] ?? tokenMap?[key] {
                 switch value {
                 case .string(let s): tokens[key] = s
                 case .null: break

@@ -927,10 +927,7 @@ enum JinjaBuiltins {
         }
         return { value in
             var v = value
-            for p in parts {
-                if case .undefined = v { return v }
-                v = try item(of: v, p, interpreter)
-            }
+            for p in parts { v = try item(of: v, p, interpreter) }
             return v
         }
     }
@@ -1114,12 +1111,10 @@ enum JinjaBuiltins {
             return .string(htmlEscape(value.pyStr))
         case "first":
             _ = try args.bind(name, [])
-            if case .undefined(let m) = value { throw JinjaOperators.undefinedError(m) }
             if case .iterator(let it) = value { return try it.next() ?? .undefined("No first item, sequence was empty.") }
             return try interpreter.iterate(value).first ?? .undefined("No first item, sequence was empty.")
         case "last":
             _ = try args.bind(name, [])
-            if case .undefined(let m) = value { throw JinjaOperators.undefinedError(m) }
             if case .iterator = value { throw JinjaError.type("'\(value.typeName)' object is not reversible") }
             return try interpreter.iterate(value).last ?? .undefined("No last item, sequence was empty.")
         case "float":
@@ -1452,11 +1447,8 @@ enum JinjaBuiltins {
             }
         case "escaped": return false
         case "odd", "even":
-            if case .undefined(let m) = value { throw JinjaOperators.undefinedError(m) }
-            guard case .int(let r) = try JinjaOperators.binary("%", value, .int(2)) else {
-                return false
-            }
-            return name == "odd" ? r == 1 : r == 0
+            let r = try JinjaOperators.binary("%", value, .int(2))
+            return pyEqual(r, .int(name == "odd" ? 1 : 0))
         case "divisibleby":
             let r = try JinjaOperators.binary("%", value, try other())
             return pyEqual(r, .int(0))

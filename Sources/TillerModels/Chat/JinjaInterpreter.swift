@@ -313,103 +313,135 @@ final class JinjaInterpreter {
         }
     }
 
+    // evalKind only dispatches: in debug builds a function's frame holds every local of every
+    // branch, and evaluation recurses through it once per level of nesting, so the work of each
+    // kind of expression lives in its own small function.
     private func evalKind(_ e: JinjaExpr, _ scope: JinjaScope) throws -> JinjaValue {
         switch e.kind {
-        case .literal(let v):
-            return v
-        case .name(let name):
-            return scope.lookup(name) ?? .undefined("'\(name)' is undefined")
-        case .list(let items):
-            return try JinjaValue.list(try items.map { try eval($0, scope) }).checkedNesting()
-        case .tuple(let items):
-            return try JinjaValue.tuple(try items.map { try eval($0, scope) }).checkedNesting()
-        case .dict(let pairs):
-            var d = JinjaDict()
-            for (k, v) in pairs { try d.set(try eval(k, scope), try eval(v, scope)) }
-            return try JinjaValue.dict(d).checkedNesting()
-        case .getattr(let object, let name):
-            return try JinjaBuiltins.attribute(of: try eval(object, scope), name, self)
-        case .getitem(let object, let key):
-            let value = try eval(object, scope)
-            if case .slice(let start, let stop, let step) = key.kind {
-                let sliced = { try JinjaBuiltins.slice(value, start.map { try self.eval($0, scope) }, stop.map { try self.eval($0, scope) },
-                                                       step.map { try self.eval($0, scope) }) }
-                // Jinja folds a constant subscript at compile time through the sandbox's getitem,
-                // which turns the TypeError of an unsliceable literal into an Undefined.
-                if case .literal = object.kind {
-                    do { return try sliced() } catch let e as JinjaError where e.message.hasPrefix("TypeError") {
-                        return .undefined("'\(value.typeName) object' has no element slice")
-                    }
-                }
-                return try sliced()
-            }
-            return try JinjaBuiltins.item(of: value, try eval(key, scope), self)
-        case .slice:
-            throw JinjaError.syntax("a slice is only allowed in a subscript", at: e.pos)
-        case .call(let callee, let args, let kwargs):
-            let f = try eval(callee, scope)
-            let a = try arguments(args, kwargs, scope)
-            return try checkSize(try call(f, a))
-        case .filter(let base, let name, let args, let kwargs):
-            let v = try eval(base, scope)
-            let a = try arguments(args, kwargs, scope)
-            return try checkSize(try JinjaBuiltins.applyFilter(name, v, a, self))
-        case .test(let base, let name, let args, let kwargs, let negated):
-            let v = try eval(base, scope)
-            let a = try arguments(args, kwargs, scope)
-            let result = try JinjaBuiltins.applyTest(name, v, a, self)
-            return .bool(result != negated)
-        case .not(let operand):
-            return .bool(!(try eval(operand, scope).truthy))
-        case .negate(let operand):
-            return try JinjaOperators.negate(try eval(operand, scope))
-        case .plus(let operand):
-            let v = try eval(operand, scope)
-            if case .undefined(let m) = v { throw JinjaOperators.undefinedError(m) }
-            guard v.isNumber else { throw JinjaError.type("bad operand type for unary +: '\(v.typeName)'") }
-            if case .bool(let b) = v { return .int(b ? 1 : 0) }
-            return v
-        case .arithmetic(let first, let rest):
-            var v = try eval(first, scope)
-            for (op, operand) in rest {
-                let rhs = try eval(operand, scope)
-                v = try checkSize(try JinjaOperators.binary(op, v, rhs))
-            }
-            return v
-        case .concat(let items):
-            var s = ""
-            for item in items {
-                s += try eval(item, scope).pyStr
-                if s.utf8.count > Self.maxStringBytes { throw JinjaError.runtime("a string grew longer than \(Self.maxStringBytes) bytes") }
-            }
-            return .string(s)
-        case .and(let items):
-            var v = try eval(items[0], scope)
-            for item in items.dropFirst() {
-                if !v.truthy { return v }
-                v = try eval(item, scope)
-            }
-            return v
-        case .or(let items):
-            var v = try eval(items[0], scope)
-            for item in items.dropFirst() {
-                if v.truthy { return v }
-                v = try eval(item, scope)
-            }
-            return v
-        case .compare(let first, let ops):
-            var lhs = try eval(first, scope)
-            for (op, operand) in ops {
-                let rhs = try eval(operand, scope)
-                if !(try JinjaOperators.compare(op, lhs, rhs)) { return .bool(false) }
-                lhs = rhs
-            }
-            return .bool(true)
-        case .conditional(let test, let then, let otherwise):
-            if try eval(test, scope).truthy { return try eval(then, scope) }
-            if let otherwise { return try eval(otherwise, scope) }
-            return .undefined("the inline if-expression evaluated to false and no else section was defined.")
+        case .literal(let v): return v
+        case .name(let name): return scope.lookup(name) ?? .undefined("'\(name)' is undefined")
+        case .list(let items): return try evalList(items, scope, tuple: false)
+        case .tuple(let items): return try evalList(items, scope, tuple: true)
+        case .dict(let pairs): return try evalDict(pairs, scope)
+        case .getattr(let object, let name): return try evalAttribute(object, name, scope)
+        case .getitem(let object, let key): return try evalItem(object, key, scope)
+        case .slice: throw JinjaError.syntax("a slice is only allowed in a subscript", at: e.pos)
+        case .call(let callee, let args, let kwargs): return try evalCall(callee, args, kwargs, scope)
+        case .filter(let base, let name, let args, let kwargs): return try evalFilter(base, name, args, kwargs, scope)
+        case .test(let base, let name, let args, let kwargs, let negated): return try evalTest(base, name, args, kwargs, negated, scope)
+        case .not(let operand): return try evalNot(operand, scope)
+        case .negate(let operand): return try evalNegate(operand, scope)
+        case .plus(let operand): return try evalPlus(operand, scope)
+        case .arithmetic(let first, let rest): return try evalArithmetic(first, rest, scope)
+        case .concat(let items): return try evalConcat(items, scope)
+        case .and(let items): return try evalLogic(items, scope, isAnd: true)
+        case .or(let items): return try evalLogic(items, scope, isAnd: false)
+        case .compare(let first, let ops): return try evalCompare(first, ops, scope)
+        case .conditional(let test, let then, let otherwise): return try evalConditional(test, then, otherwise, scope)
         }
+    }
+
+    private func evalList(_ items: [JinjaExpr], _ scope: JinjaScope, tuple: Bool) throws -> JinjaValue {
+        let values = try items.map { try eval($0, scope) }
+        return try (tuple ? JinjaValue.tuple(values) : JinjaValue.list(values)).checkedNesting()
+    }
+
+    private func evalDict(_ pairs: [(JinjaExpr, JinjaExpr)], _ scope: JinjaScope) throws -> JinjaValue {
+        var d = JinjaDict()
+        for (k, v) in pairs { try d.set(try eval(k, scope), try eval(v, scope)) }
+        return try JinjaValue.dict(d).checkedNesting()
+    }
+
+    private func evalAttribute(_ object: JinjaExpr, _ name: String, _ scope: JinjaScope) throws -> JinjaValue {
+        try JinjaBuiltins.attribute(of: try eval(object, scope), name, self)
+    }
+
+    private func evalItem(_ object: JinjaExpr, _ key: JinjaExpr, _ scope: JinjaScope) throws -> JinjaValue {
+        let value = try eval(object, scope)
+        if case .slice(let start, let stop, let step) = key.kind {
+            return try JinjaBuiltins.slice(value, start.map { try eval($0, scope) }, stop.map { try eval($0, scope) },
+                                           step.map { try eval($0, scope) })
+        }
+        return try JinjaBuiltins.item(of: value, try eval(key, scope), self)
+    }
+
+    private func evalCall(_ callee: JinjaExpr, _ args: [JinjaExpr], _ kwargs: [(String, JinjaExpr)], _ scope: JinjaScope) throws -> JinjaValue {
+        let f = try eval(callee, scope)
+        let a = try arguments(args, kwargs, scope)
+        return try checkSize(try call(f, a))
+    }
+
+    private func evalFilter(_ base: JinjaExpr, _ name: String, _ args: [JinjaExpr], _ kwargs: [(String, JinjaExpr)], _ scope: JinjaScope) throws -> JinjaValue {
+        let v = try eval(base, scope)
+        let a = try arguments(args, kwargs, scope)
+        return try checkSize(try JinjaBuiltins.applyFilter(name, v, a, self))
+    }
+
+    private func evalTest(_ base: JinjaExpr, _ name: String, _ args: [JinjaExpr], _ kwargs: [(String, JinjaExpr)], _ negated: Bool,
+                          _ scope: JinjaScope) throws -> JinjaValue {
+        let v = try eval(base, scope)
+        let a = try arguments(args, kwargs, scope)
+        return .bool(try JinjaBuiltins.applyTest(name, v, a, self) != negated)
+    }
+
+    private func evalNot(_ operand: JinjaExpr, _ scope: JinjaScope) throws -> JinjaValue {
+        .bool(!(try eval(operand, scope).truthy))
+    }
+
+    private func evalNegate(_ operand: JinjaExpr, _ scope: JinjaScope) throws -> JinjaValue {
+        try JinjaOperators.negate(try eval(operand, scope))
+    }
+
+    private func evalPlus(_ operand: JinjaExpr, _ scope: JinjaScope) throws -> JinjaValue {
+        let v = try eval(operand, scope)
+        if case .undefined(let m) = v { throw JinjaOperators.undefinedError(m) }
+        guard v.isNumber else { throw JinjaError.type("bad operand type for unary +: '\(v.typeName)'") }
+        if case .bool(let b) = v { return .int(b ? 1 : 0) }
+        return v
+    }
+
+    private func evalArithmetic(_ first: JinjaExpr, _ rest: [(String, JinjaExpr)], _ scope: JinjaScope) throws -> JinjaValue {
+        var v = try eval(first, scope)
+        for (op, operand) in rest {
+            let rhs = try eval(operand, scope)
+            v = try checkSize(try JinjaOperators.binary(op, v, rhs))
+        }
+        return v
+    }
+
+    private func evalConcat(_ items: [JinjaExpr], _ scope: JinjaScope) throws -> JinjaValue {
+        var s = ""
+        for item in items {
+            s += try eval(item, scope).pyStr
+            if s.utf8.count > Self.maxStringBytes { throw JinjaError.runtime("a string grew longer than \(Self.maxStringBytes) bytes") }
+        }
+        return .string(s)
+    }
+
+    /// `and` / `or`: Python's short circuit, returning the deciding operand.
+    private func evalLogic(_ items: [JinjaExpr], _ scope: JinjaScope, isAnd: Bool) throws -> JinjaValue {
+        var v = try eval(items[0], scope)
+        for item in items.dropFirst() {
+            if v.truthy != isAnd { return v }
+            v = try eval(item, scope)
+        }
+        return v
+    }
+
+    private func evalCompare(_ first: JinjaExpr, _ ops: [(String, JinjaExpr)], _ scope: JinjaScope) throws -> JinjaValue {
+        var lhs = try eval(first, scope)
+        for (op, operand) in ops {
+            let rhs = try eval(operand, scope)
+            if !(try JinjaOperators.compare(op, lhs, rhs)) { return .bool(false) }
+            lhs = rhs
+        }
+        return .bool(true)
+    }
+
+    private func evalConditional(_ test: JinjaExpr, _ then: JinjaExpr, _ otherwise: JinjaExpr?, _ scope: JinjaScope) throws -> JinjaValue {
+        if try eval(test, scope).truthy { return try eval(then, scope) }
+        if let otherwise { return try eval(otherwise, scope) }
+        return .undefined("the inline if-expression evaluated to false and no else section was defined.")
     }
 
     func call(_ f: JinjaValue, _ args: JinjaArguments) throws -> JinjaValue {

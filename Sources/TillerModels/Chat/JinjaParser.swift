@@ -101,7 +101,7 @@ struct JinjaParser {
     /// The deepest expression tree, and the deepest nesting of brackets and unary operators
     /// (each costs the recursive-descent parser a dozen stack frames).
     static let maxExpressionDepth = 64
-    static let maxNesting = 32
+    static let maxNesting = 24
     static let maxBlockDepth = 48
 
     private var tokens: [JinjaToken]
@@ -495,19 +495,22 @@ struct JinjaParser {
         return try checked(JinjaExpr(.compare(first, ops), pos: first.pos, children: [first] + ops.map(\.1)))
     }
 
-    private mutating func parseChain(_ ops: Set<String>, _ next: (inout JinjaParser) throws -> JinjaExpr) throws -> JinjaExpr {
-        let first = try next(&self)
-        var rest: [(String, JinjaExpr)] = []
-        while current.kind == .op, ops.contains(current.text) {
-            let op = advance().text
-            rest.append((op, try next(&self)))
-        }
+    private static let math1Ops: Set<String> = ["+", "-"]
+    private static let math2Ops: Set<String> = ["*", "/", "//", "%"]
+
+    private func arithmetic(_ first: JinjaExpr, _ rest: [(String, JinjaExpr)]) throws -> JinjaExpr {
         if rest.isEmpty { return first }
         return try checked(JinjaExpr(.arithmetic(first, rest), pos: first.pos, children: [first] + rest.map(\.1)))
     }
 
     private mutating func parseMath1() throws -> JinjaExpr {
-        try parseChain(["+", "-"]) { try $0.parseConcat() }
+        let first = try parseConcat()
+        var rest: [(String, JinjaExpr)] = []
+        while current.kind == .op, Self.math1Ops.contains(current.text) {
+            let op = advance().text
+            rest.append((op, try parseConcat()))
+        }
+        return try arithmetic(first, rest)
     }
 
     private mutating func parseConcat() throws -> JinjaExpr {
@@ -519,11 +522,23 @@ struct JinjaParser {
     }
 
     private mutating func parseMath2() throws -> JinjaExpr {
-        try parseChain(["*", "/", "//", "%"]) { try $0.parsePow() }
+        let first = try parsePow()
+        var rest: [(String, JinjaExpr)] = []
+        while current.kind == .op, Self.math2Ops.contains(current.text) {
+            let op = advance().text
+            rest.append((op, try parsePow()))
+        }
+        return try arithmetic(first, rest)
     }
 
     private mutating func parsePow() throws -> JinjaExpr {
-        try parseChain(["**"]) { try $0.parseUnary() }
+        let first = try parseUnary()
+        var rest: [(String, JinjaExpr)] = []
+        while isOp("**") {
+            _ = advance()
+            rest.append(("**", try parseUnary()))
+        }
+        return try arithmetic(first, rest)
     }
 
     private mutating func parseUnary(withFilter: Bool = true) throws -> JinjaExpr {
@@ -570,33 +585,38 @@ struct JinjaParser {
             try expectOp(")")
             return e
         case .op where t.text == "[":
-            _ = advance()
-            var items: [JinjaExpr] = []
-            while !isOp("]") {
-                if !items.isEmpty { try expectOp(",") }
-                if isOp("]") { break }
-                items.append(try checked(parseExpression()))
-            }
-            try expectOp("]")
-            return try checked(JinjaExpr(.list(items), pos: t.pos, children: items))
+            return try parseList()
         case .op where t.text == "{":
-            _ = advance()
-            var items: [(JinjaExpr, JinjaExpr)] = []
-            while !isOp("}") {
-                if !items.isEmpty { try expectOp(",") }
-                if isOp("}") { break }
-                let key = try checked(parseExpression())
-                try expectOp(":")
-                items.append((key, try checked(parseExpression())))
-            }
-            try expectOp("}")
-            return try checked(JinjaExpr(.dict(items), pos: t.pos, children: items.map(\.0) + items.map(\.1)))
+            return try parseDict()
         default:
-            if t.kind == .eof || t.kind == .variableEnd || t.kind == .blockEnd {
-                throw fail("unexpected '\(t.describe)'")
-            }
             throw fail("unexpected '\(t.describe)'")
         }
+    }
+
+    private mutating func parseList() throws -> JinjaExpr {
+        let pos = advance().pos
+        var items: [JinjaExpr] = []
+        while !isOp("]") {
+            if !items.isEmpty { try expectOp(",") }
+            if isOp("]") { break }
+            items.append(try checked(parseExpression()))
+        }
+        try expectOp("]")
+        return try checked(JinjaExpr(.list(items), pos: pos, children: items))
+    }
+
+    private mutating func parseDict() throws -> JinjaExpr {
+        let pos = advance().pos
+        var items: [(JinjaExpr, JinjaExpr)] = []
+        while !isOp("}") {
+            if !items.isEmpty { try expectOp(",") }
+            if isOp("}") { break }
+            let key = try checked(parseExpression())
+            try expectOp(":")
+            items.append((key, try checked(parseExpression())))
+        }
+        try expectOp("}")
+        return try checked(JinjaExpr(.dict(items), pos: pos, children: items.map(\.0) + items.map(\.1)))
     }
 
     private mutating func parsePostfix(_ start: JinjaExpr) throws -> JinjaExpr {
