@@ -11,12 +11,12 @@ enum ChatFixtures {
 
     static func directory(_ family: String) -> String { root.appendingPathComponent(family).path }
 
-    static func json(_ path: String) throws -> CheckpointJSON {
+    static func json(_ path: String) throws -> JSONValue {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        return try data.withUnsafeBytes { try CheckpointJSON.parse($0) }
+        return try data.withUnsafeBytes { try JSONValue.parse($0) }
     }
 
-    static func value(_ j: CheckpointJSON) -> JinjaValue {
+    static func value(_ j: JSONValue) -> JinjaValue {
         switch j {
         case .object(let members):
             var d = JinjaDict()
@@ -30,12 +30,12 @@ enum ChatFixtures {
         }
     }
 
-    static func string(_ j: CheckpointJSON?) -> String? {
+    static func string(_ j: JSONValue?) -> String? {
         if case .string(let s)? = j { return s }
         return nil
     }
 
-    static func cases(_ doc: CheckpointJSON) -> [CheckpointJSON] {
+    static func cases(_ doc: JSONValue) -> [JSONValue] {
         if case .array(let items)? = doc["cases"] { return items }
         return []
     }
@@ -49,7 +49,7 @@ enum ChatFixtures {
         func around(_ s: [Unicode.Scalar]) -> String {
             var v = String.UnicodeScalarView()
             v.append(contentsOf: s[max(0, i - 30)..<min(s.count, i + 40)])
-            return CheckpointJSON.excerpt(String(v), limit: 200)
+            return JSONValue.excerpt(String(v), limit: 200)
         }
         return "first difference at scalar \(i) (lengths \(a.count) vs \(b.count)): got «\(around(a))», expected «\(around(b))»"
     }
@@ -135,7 +135,7 @@ enum ChatFixtures {
             } else {
                 do {
                     let got = try template.render(variables: variables)
-                    Issue.record("\(name): rendered \(CheckpointJSON.excerpt(got)), transformers failed with \(ChatFixtures.string(c["error"]) ?? "?")")
+                    Issue.record("\(name): rendered \(JSONValue.excerpt(got)), transformers failed with \(ChatFixtures.string(c["error"]) ?? "?")")
                 } catch let error as TillerError {
                     let text = error.description
                     #expect(text.hasPrefix("features/\(name): chat template"), "\(name): \(text)")
@@ -215,7 +215,7 @@ enum ChatFixtures {
             let template = ChatTemplate(template: source, bosToken: nil, eosToken: nil, source: "t")
             do {
                 let out = try template.render([ChatMessage(role: "user", content: "hi")])
-                Issue.record("\(source) rendered \(CheckpointJSON.excerpt(out))")
+                Issue.record("\(source) rendered \(JSONValue.excerpt(out))")
             } catch let error as TillerError {
                 #expect(error.description.hasPrefix("t: chat template"), "\(source): \(error)")
                 #expect(error.description.contains("line 1, column"), "\(source): \(error)")

@@ -42,11 +42,11 @@ enum TokenizerFixtures {
     /// start of a string, and some samples have one there.
     static func expected(_ name: String) throws -> Expected {
         let data = try Data(contentsOf: root.appendingPathComponent(name).appendingPathComponent("expected.json"))
-        let json = try TokJSON.parse([UInt8](data))
-        func ids(_ value: TokJSON?) throws -> [Int32] {
+        let json = try JSONValue.parse([UInt8](data))
+        func ids(_ value: JSONValue?) throws -> [Int32] {
             try #require(value?.arrayValue).map { Int32(try #require($0.intValue)) }
         }
-        func text(_ value: TokJSON?) throws -> String { try #require(value?.stringValue) }
+        func text(_ value: JSONValue?) throws -> String { try #require(value?.stringValue) }
         let samples = try #require(json["samples"]?.arrayValue).map {
             Sample(text: try text($0["text"]), ids: try ids($0["ids"]), idsNoSpecial: try ids($0["ids_no_special"]),
                    decoded: try text($0["decoded"]), decodedSkipSpecial: try text($0["decoded_skip_special"]))

@@ -57,7 +57,7 @@ public final class ChatTemplate {
         let configPath = dir.appendingPathComponent("tokenizer_config.json").path
         let jinjaPath = dir.appendingPathComponent("chat_template.jinja").path
         let fm = FileManager.default
-        var config: CheckpointJSON? = nil
+        var config: JSONValue? = nil
         if fm.fileExists(atPath: configPath) {
             config = try Self.readJSON(configPath)
             guard case .object? = config else { throw TillerError.io(path: configPath, detail: "not a JSON object") }
@@ -80,7 +80,7 @@ public final class ChatTemplate {
         }
         // Special tokens: tokenizer_config.json, else the older special_tokens_map.json.
         let mapPath = dir.appendingPathComponent("special_tokens_map.json").path
-        var tokenMap: CheckpointJSON? = nil
+        var tokenMap: JSONValue? = nil
         if fm.fileExists(atPath: mapPath) { tokenMap = try? Self.readJSON(mapPath) }
         var tokens: [String: String] = [:]
         for key in ["bos_token", "eos_token", "unk_token", "pad_token"] {
@@ -191,7 +191,7 @@ public final class ChatTemplate {
             let (line, column) = lineAndColumn(offset)
             position = " at line \(line), column \(column)"
         }
-        let message = CheckpointJSON.excerpt(error.message, limit: 400)
+        let message = JSONValue.excerpt(error.message, limit: 400)
         let detail: String
         switch error.kind {
         case .syntax: detail = "chat template syntax error\(position): \(message)"
@@ -203,18 +203,18 @@ public final class ChatTemplate {
 
     // MARK: reading tokenizer_config.json
 
-    private static func readJSON(_ path: String) throws -> CheckpointJSON {
+    private static func readJSON(_ path: String) throws -> JSONValue {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TillerError.io(path: path, detail: "cannot read the file")
         }
         do {
-            return try data.withUnsafeBytes { try CheckpointJSON.parse($0) }
-        } catch let error as CheckpointJSONError {
+            return try data.withUnsafeBytes { try JSONValue.parse($0) }
+        } catch let error as JSONValue.ParseError {
             throw TillerError.io(path: path, detail: error.description)
         }
     }
 
-    private static func templateFromConfig(_ config: CheckpointJSON, path: String) throws -> String {
+    private static func templateFromConfig(_ config: JSONValue, path: String) throws -> String {
         guard let value = config["chat_template"] else {
             throw TillerError.io(path: path, detail: "no \"chat_template\" (and no chat_template.jinja next to it)")
         }
@@ -230,7 +230,7 @@ public final class ChatTemplate {
                 if name == "default" { return text }
                 names.append(name)
             }
-            throw TillerError.io(path: path, detail: "chat_template has no \"default\" entry (it has: \(names.map { CheckpointJSON.excerpt($0, limit: 40) }.joined(separator: ", ")))")
+            throw TillerError.io(path: path, detail: "chat_template has no \"default\" entry (it has: \(names.map { JSONValue.excerpt($0, limit: 40) }.joined(separator: ", ")))")
         case .null:
             throw TillerError.io(path: path, detail: "chat_template is null")
         default:

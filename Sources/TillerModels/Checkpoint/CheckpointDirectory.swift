@@ -57,7 +57,7 @@ public final class CheckpointDirectory: @unchecked Sendable {
     /// The file holding a tensor.
     public func file(for name: String) throws -> SafetensorsFile {
         guard let file = location[name] else {
-            throw TillerError.io(path: path, detail: "tensor '\(CheckpointJSON.excerpt(name))' is not in the checkpoint (\(location.count) tensors in \(files.count) file\(files.count == 1 ? "" : "s"))")
+            throw TillerError.io(path: path, detail: "tensor '\(JSONValue.excerpt(name))' is not in the checkpoint (\(location.count) tensors in \(files.count) file\(files.count == 1 ? "" : "s"))")
         }
         return file
     }
@@ -81,11 +81,11 @@ public final class CheckpointDirectory: @unchecked Sendable {
         if let expected = expectedShape, expected != entry.shape {
             throw TillerError.shapeMismatch(
                 op: "checkpoint",
-                detail: "tensor '\(CheckpointJSON.excerpt(name))' in \(file.path) has shape \(entry.shape) but the config implies \(expected)")
+                detail: "tensor '\(JSONValue.excerpt(name))' in \(file.path) has shape \(entry.shape) but the config implies \(expected)")
         }
         let target = dtype ?? entry.dtype
         guard target.isFloatingPoint else {
-            throw TillerError.unsupported("loading tensor '\(CheckpointJSON.excerpt(name))' from \(file.path) as \(target): weights load as f32, f16 or bf16")
+            throw TillerError.unsupported("loading tensor '\(JSONValue.excerpt(name))' from \(file.path) as \(target): weights load as f32, f16 or bf16")
         }
         let source = file.bytes(entry)
         let tensor = try backend.empty(entry.shape, target)
@@ -131,10 +131,10 @@ public final class CheckpointDirectory: @unchecked Sendable {
         } catch {
             throw bad("cannot read the shard index: \(error.localizedDescription)")
         }
-        let json: CheckpointJSON
+        let json: JSONValue
         do {
-            json = try data.withUnsafeBytes { try CheckpointJSON.parse($0) }
-        } catch let e as CheckpointJSONError {
+            json = try data.withUnsafeBytes { try JSONValue.parse($0) }
+        } catch let e as JSONValue.ParseError {
             throw bad("shard index is not valid JSON: \(e.description)")
         }
         guard case .object = json else { throw bad("shard index is \(json.kindDescription), not a JSON object") }
@@ -147,11 +147,11 @@ public final class CheckpointDirectory: @unchecked Sendable {
         var assignment: [(tensor: String, shard: String)] = []
         for (tensor, value) in pairs {
             guard case .string(let shard) = value else {
-                throw bad("'weight_map' entry for tensor '\(CheckpointJSON.excerpt(tensor))' is \(value.kindDescription), not a file name")
+                throw bad("'weight_map' entry for tensor '\(JSONValue.excerpt(tensor))' is \(value.kindDescription), not a file name")
             }
             let components = shard.split(separator: "/", omittingEmptySubsequences: false)
             guard !shard.isEmpty, !shard.hasPrefix("/"), !components.contains(".."), !shard.contains("\0") else {
-                throw bad("'weight_map' names shard '\(CheckpointJSON.excerpt(shard))' for tensor '\(CheckpointJSON.excerpt(tensor))', which is not a file inside the checkpoint directory")
+                throw bad("'weight_map' names shard '\(JSONValue.excerpt(shard))' for tensor '\(JSONValue.excerpt(tensor))', which is not a file inside the checkpoint directory")
             }
             if !shardNames.contains(shard) { shardNames.append(shard) }
             assignment.append((tensor, shard))
@@ -171,7 +171,7 @@ public final class CheckpointDirectory: @unchecked Sendable {
         for (tensor, shard) in assignment {
             guard let file = opened[shard] else { continue }
             guard file.entries[tensor] != nil || file.unsupportedEntries[tensor] != nil else {
-                throw TillerError.io(path: file.path, detail: "tensor '\(CheckpointJSON.excerpt(tensor))' is listed for this shard in \(indexFileName) but the shard does not hold it")
+                throw TillerError.io(path: file.path, detail: "tensor '\(JSONValue.excerpt(tensor))' is listed for this shard in \(indexFileName) but the shard does not hold it")
             }
             location[tensor] = file
         }

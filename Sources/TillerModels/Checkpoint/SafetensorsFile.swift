@@ -95,9 +95,9 @@ public final class SafetensorsFile: @unchecked Sendable {
     public func entry(_ name: String) throws -> SafetensorsEntry {
         if let e = entries[name] { return e }
         if let dtype = unsupportedEntries[name] {
-            throw TillerError.io(path: path, detail: "unsupported dtype \(CheckpointJSON.excerpt(dtype)) for tensor '\(CheckpointJSON.excerpt(name))' (Tiller loads F32, F16 and BF16)")
+            throw TillerError.io(path: path, detail: "unsupported dtype \(JSONValue.excerpt(dtype)) for tensor '\(JSONValue.excerpt(name))' (Tiller loads F32, F16 and BF16)")
         }
-        throw TillerError.io(path: path, detail: "no tensor '\(CheckpointJSON.excerpt(name))' in this file")
+        throw TillerError.io(path: path, detail: "no tensor '\(JSONValue.excerpt(name))' in this file")
     }
 
     /// The tensor's bytes: a view into the mapping, valid while this object lives. An entry that
@@ -151,10 +151,10 @@ public final class SafetensorsFile: @unchecked Sendable {
         let dataSize = file.count - dataStart
         let headerBytes = UnsafeRawBufferPointer(rebasing: file[8..<dataStart])
 
-        let json: CheckpointJSON
+        let json: JSONValue
         do {
-            json = try CheckpointJSON.parse(headerBytes)
-        } catch let e as CheckpointJSONError {
+            json = try JSONValue.parse(headerBytes)
+        } catch let e as JSONValue.ParseError {
             throw bad("safetensors header is not valid JSON: \(e.description)")
         }
         guard case .object(let members) = json else {
@@ -168,14 +168,14 @@ public final class SafetensorsFile: @unchecked Sendable {
         ranges.reserveCapacity(members.count)
 
         for (name, value) in members {
-            let shown = "'\(CheckpointJSON.excerpt(name))'"
+            let shown = "'\(JSONValue.excerpt(name))'"
             if name == "__metadata__" {
                 guard case .object(let pairs) = value else {
                     throw bad("__metadata__ is \(value.kindDescription), not an object of strings")
                 }
                 for (key, v) in pairs {
                     guard case .string(let s) = v else {
-                        throw bad("__metadata__ key '\(CheckpointJSON.excerpt(key))' is \(v.kindDescription), not a string")
+                        throw bad("__metadata__ key '\(JSONValue.excerpt(key))' is \(v.kindDescription), not a string")
                     }
                     metadata[key] = s
                 }
@@ -249,7 +249,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         var previous: (range: Range<Int>, name: String)? = nil
         for r in ranges where !r.range.isEmpty {
             if let p = previous, r.range.lowerBound < p.range.upperBound {
-                throw bad("tensors '\(CheckpointJSON.excerpt(p.name))' [\(p.range.lowerBound), \(p.range.upperBound)) and '\(CheckpointJSON.excerpt(r.name))' [\(r.range.lowerBound), \(r.range.upperBound)) overlap in the data section")
+                throw bad("tensors '\(JSONValue.excerpt(p.name))' [\(p.range.lowerBound), \(p.range.upperBound)) and '\(JSONValue.excerpt(r.name))' [\(r.range.lowerBound), \(r.range.upperBound)) overlap in the data section")
             }
             previous = r // sorted and not overlapping, so r now ends last
         }

@@ -25,43 +25,43 @@ struct TokLoader {
         return TillerError.io(path: path, detail: line)
     }
 
-    private func type(of json: TokJSON, at where_: String) throws -> String {
+    private func type(of json: JSONValue, at where_: String) throws -> String {
         guard case .object = json else { throw fail("\(where_) is \(json.kindName), not an object") }
         guard let t = json["type"]?.stringValue else { throw fail("\(where_) has no \"type\"") }
         return t
     }
 
-    private func bool(_ json: TokJSON, _ key: String, default value: Bool, at where_: String) throws -> Bool {
+    private func bool(_ json: JSONValue, _ key: String, default value: Bool, at where_: String) throws -> Bool {
         guard let v = json[key], !v.isNull else { return value }
         guard let b = v.boolValue else { throw fail("\(where_).\(key) is \(v.kindName), not a boolean") }
         return b
     }
 
-    private func string(_ json: TokJSON, _ key: String, at where_: String) throws -> String {
+    private func string(_ json: JSONValue, _ key: String, at where_: String) throws -> String {
         guard let v = json[key] else { throw fail("\(where_) has no \"\(key)\"") }
         guard let s = v.stringValue else { throw fail("\(where_).\(key) is \(v.kindName), not a string") }
         return s
     }
 
-    private func optionalString(_ json: TokJSON, _ key: String, at where_: String) throws -> String? {
+    private func optionalString(_ json: JSONValue, _ key: String, at where_: String) throws -> String? {
         guard let v = json[key], !v.isNull else { return nil }
         guard let s = v.stringValue else { throw fail("\(where_).\(key) is \(v.kindName), not a string") }
         return s
     }
 
-    private func int(_ json: TokJSON, _ key: String, default value: Int, at where_: String) throws -> Int {
+    private func int(_ json: JSONValue, _ key: String, default value: Int, at where_: String) throws -> Int {
         guard let v = json[key], !v.isNull else { return value }
         guard let i = v.intValue else { throw fail("\(where_).\(key) is \(v.kindName), not an integer") }
         return i
     }
 
-    private func array(_ json: TokJSON, _ key: String, at where_: String) throws -> [TokJSON] {
+    private func array(_ json: JSONValue, _ key: String, at where_: String) throws -> [JSONValue] {
         guard let v = json[key] else { throw fail("\(where_) has no \"\(key)\"") }
         guard let a = v.arrayValue else { throw fail("\(where_).\(key) is \(v.kindName), not an array") }
         return a
     }
 
-    private func scalar(_ json: TokJSON, _ key: String, at where_: String) throws -> Unicode.Scalar {
+    private func scalar(_ json: JSONValue, _ key: String, at where_: String) throws -> Unicode.Scalar {
         let s = try string(json, key, at: where_)
         let scalars = Array(s.unicodeScalars)
         guard scalars.count == 1 else { throw fail("\(where_).\(key) must be a single character") }
@@ -78,7 +78,7 @@ struct TokLoader {
     }
 
     /// {"String": "..."} or {"Regex": "..."}.
-    private func pattern(_ json: TokJSON, at where_: String) throws -> TokPattern {
+    private func pattern(_ json: JSONValue, at where_: String) throws -> TokPattern {
         guard let p = json["pattern"] else { throw fail("\(where_) has no \"pattern\"") }
         if let s = p["String"]?.stringValue {
             guard !s.isEmpty else { throw fail("\(where_).pattern is an empty string") }
@@ -91,7 +91,7 @@ struct TokLoader {
 
     // MARK: - Model
 
-    func model(_ json: TokJSON?) throws -> TokBPE {
+    func model(_ json: JSONValue?) throws -> TokBPE {
         guard let json, !json.isNull else { throw fail("no \"model\"") }
         guard case .object = json else { throw fail("model is \(json.kindName), not an object") }
         let type = json["type"]?.stringValue ?? (json["merges"] != nil ? "BPE" : "(none)")
@@ -161,7 +161,7 @@ struct TokLoader {
 
     // MARK: - Added tokens
 
-    func addedTokens(_ json: TokJSON?) throws -> [TokAddedToken] {
+    func addedTokens(_ json: JSONValue?) throws -> [TokAddedToken] {
         guard let json, !json.isNull else { return [] }
         guard let list = json.arrayValue else { throw fail("added_tokens is \(json.kindName), not an array") }
         var out: [TokAddedToken] = []
@@ -185,7 +185,7 @@ struct TokLoader {
 
     // MARK: - Normalizer
 
-    func normalizer(_ json: TokJSON?, at where_: String) throws -> TokNormalizer? {
+    func normalizer(_ json: JSONValue?, at where_: String) throws -> TokNormalizer? {
         guard let json, !json.isNull else { return nil }
         let t = try type(of: json, at: where_)
         switch t {
@@ -213,7 +213,7 @@ struct TokLoader {
 
     // MARK: - Pre-tokenizer
 
-    func preTokenizer(_ json: TokJSON?, at where_: String) throws -> TokPreTokenizer? {
+    func preTokenizer(_ json: JSONValue?, at where_: String) throws -> TokPreTokenizer? {
         guard let json, !json.isNull else { return nil }
         let t = try type(of: json, at: where_)
         switch t {
@@ -249,7 +249,7 @@ struct TokLoader {
         }
     }
 
-    private func prependScheme(_ json: TokJSON, at where_: String) throws -> TokPrependScheme {
+    private func prependScheme(_ json: JSONValue, at where_: String) throws -> TokPrependScheme {
         if let scheme = try optionalString(json, "prepend_scheme", at: where_) {
             switch scheme {
             case "always": return .always
@@ -264,7 +264,7 @@ struct TokLoader {
 
     // MARK: - Decoder
 
-    func decoder(_ json: TokJSON?, at where_: String) throws -> TokDecoder? {
+    func decoder(_ json: JSONValue?, at where_: String) throws -> TokDecoder? {
         guard let json, !json.isNull else { return nil }
         let t = try type(of: json, at: where_)
         switch t {
@@ -296,7 +296,7 @@ struct TokLoader {
 
     // MARK: - Post-processor
 
-    func postProcessor(_ json: TokJSON?, at where_: String, ids: [[UInt8]: Int32]) throws -> TokPostProcessor? {
+    func postProcessor(_ json: JSONValue?, at where_: String, ids: [[UInt8]: Int32]) throws -> TokPostProcessor? {
         guard let json, !json.isNull else { return nil }
         let t = try type(of: json, at: where_)
         switch t {

@@ -77,11 +77,11 @@ public final class Tokenizer {
     init(tokenizerJSON: Data, configJSON: Data?, generationConfigJSON: Data?,
          tokenizerPath: String, configPath: String) throws {
         let loader = TokLoader(path: tokenizerPath)
-        let root: TokJSON
+        let root: JSONValue
         do {
-            root = try TokJSON.parse([UInt8](tokenizerJSON))
-        } catch let error as TokJSON.ParseError {
-            throw loader.fail("not valid JSON: \(error.message)")
+            root = try JSONValue.parse([UInt8](tokenizerJSON))
+        } catch let error as JSONValue.ParseError {
+            throw loader.fail("not valid JSON: \(error.reason) at byte \(error.offset)")
         }
         guard case .object = root else { throw loader.fail("top level is \(root.kindName), not an object") }
 
@@ -112,11 +112,11 @@ public final class Tokenizer {
         var template: String? = nil
         if let configJSON {
             let configLoader = TokLoader(path: configPath)
-            let config: TokJSON
+            let config: JSONValue
             do {
-                config = try TokJSON.parse([UInt8](configJSON))
-            } catch let error as TokJSON.ParseError {
-                throw configLoader.fail("not valid JSON: \(error.message)")
+                config = try JSONValue.parse([UInt8](configJSON))
+            } catch let error as JSONValue.ParseError {
+                throw configLoader.fail("not valid JSON: \(error.reason) at byte \(error.offset)")
             }
             guard case .object = config else { throw configLoader.fail("top level is \(config.kindName), not an object") }
             func lookup(_ key: String) -> Int32? {
@@ -146,7 +146,7 @@ public final class Tokenizer {
             }
         }
         // generation_config.json (best effort: it belongs to the checkpoint, not to the tokenizer).
-        if let generationConfigJSON, let gen = try? TokJSON.parse([UInt8](generationConfigJSON)) {
+        if let generationConfigJSON, let gen = try? JSONValue.parse([UInt8](generationConfigJSON)) {
             var ids: [Int] = []
             if let one = gen["eos_token_id"]?.intValue { ids = [one] }
             if let many = gen["eos_token_id"]?.arrayValue { ids = many.compactMap { $0.intValue } }

@@ -1,39 +1,91 @@
-/// A small, strict JSON reader for safetensors headers and shard indexes.
-///
-/// It works on raw bytes (a view into a memory mapping), never traps on any input, keeps object
-/// keys in file order, rejects duplicate keys, and limits nesting so hostile input cannot exhaust
-/// the stack. Numbers keep their text; `int` is set when the text is an integer literal that fits
-/// an `Int`.
-enum CheckpointJSON {
-    case object([(key: String, value: CheckpointJSON)])
-    case array([CheckpointJSON])
+// The one JSON reader of TillerModels: safetensors headers, shard indexes, tokenizer.json,
+// tokenizer_config.json, generation_config.json, chat fixtures.
+//
+// Foundation's JSONSerialization is not used on purpose: it returns objects as dictionaries keyed by
+// Swift String, whose equality is canonical equivalence, so two vocabulary entries that differ only
+// in Unicode normalisation ("é" and "e\u{301}") would collapse into one, and it drops a U+FEFF at the
+// start of a string. Here strings keep their exact scalars and objects keep every member in file
+// order; keys are compared by UTF-8 bytes.
+//
+// Strict, like serde_json (what the Hugging Face tokenizers library and safetensors use): it never
+// traps on any input; rejects duplicate keys (byte-exact), invalid UTF-8, unpaired surrogate escapes,
+// control characters in strings, a leading byte-order mark, NaN / Infinity, leading zeros and
+// anything after the document; and limits nesting so hostile input cannot exhaust the stack.
+// Numbers keep their text; `int` is set when the text is an integer literal that fits an `Int`.
+
+enum JSONValue {
+    case object([(key: String, value: JSONValue)])
+    case array([JSONValue])
     case string(String)
     case number(int: Int?, text: String)
     case bool(Bool)
     case null
 
-    /// What the value is, for error messages ("an array", "a string").
+    /// Values nested deeper than this (the document itself is level 0) are an error.
+    static let maxDepth = 64
+
+    /// Why a document is not valid JSON, with the byte offset.
+    struct ParseError: Error, CustomStringConvertible {
+        let offset: Int
+        let reason: String
+        var description: String { "invalid JSON at byte \(offset): \(reason)" }
+    }
+
+    /// Parses a whole document: one value, optionally surrounded by whitespace (safetensors
+    /// writers pad the header with spaces).
+    static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
+        var parser = JSONParser(bytes: bytes)
+        return try parser.document()
+    }
+
+    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+        try bytes.withUnsafeBytes { try parse($0) }
+    }
+
+    // MARK: access
+
+    /// The first member called `key` (compared by UTF-8 bytes), or nil. Linear: meant for small
+    /// objects, not for a vocabulary.
+    subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        for member in members where member.key.utf8.elementsEqual(key.utf8) { return member.value }
+        return nil
+    }
+
+    var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
+    var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+    var objectValue: [(key: String, value: JSONValue)]? { if case .object(let o) = self { return o }; return nil }
+    var isNull: Bool { if case .null = self { return true }; return false }
+
+    /// An integer literal (no fraction, no exponent) that fits an `Int`, exactly; else nil.
+    var intValue: Int? { if case .number(let int?, _) = self { return int }; return nil }
+
+    /// Any number, as the nearest Double (±infinity when out of range).
+    var doubleValue: Double? { if case .number(_, let text) = self { return Double(text) }; return nil }
+
+    /// What the value is, for error messages: "a boolean", "a number".
+    var kindName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    /// What the value is, for error messages, showing scalars: "true", "the number 2.0".
     var kindDescription: String {
         switch self {
         case .object: return "an object"
         case .array: return "an array"
         case .string: return "a string"
-        case .number(_, let text): return "the number \(CheckpointJSON.excerpt(text))"
+        case .number(_, let text): return "the number \(JSONValue.excerpt(text))"
         case .bool(let b): return b ? "true" : "false"
         case .null: return "null"
         }
-    }
-
-    subscript(key: String) -> CheckpointJSON? {
-        guard case .object(let members) = self else { return nil }
-        return members.first(where: { $0.key == key })?.value
-    }
-
-    /// Parses a whole document: one value, optionally surrounded by whitespace (safetensors
-    /// writers pad the header with spaces).
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws -> CheckpointJSON {
-        var parser = CheckpointJSONParser(bytes: bytes)
-        return try parser.document()
     }
 
     /// A string shortened and with control characters escaped, so an error stays on one line.
@@ -60,30 +112,36 @@ enum CheckpointJSON {
     }
 }
 
-/// Why a document is not valid JSON, with the byte offset.
-struct CheckpointJSONError: Error {
-    let offset: Int
-    let reason: String
-    var description: String { "invalid JSON at byte \(offset): \(reason)" }
+/// A key compared and hashed by its UTF-8 bytes (String's own == is canonical equivalence).
+private struct ExactKey: Hashable {
+    let text: String
+    static func == (a: ExactKey, b: ExactKey) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+    func hash(into hasher: inout Hasher) {
+        var s = text
+        s.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
 }
 
-struct CheckpointJSONParser {
+private struct JSONParser {
     let bytes: UnsafeRawBufferPointer
     var i = 0
-    static let maxDepth = 64
 
     init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-    mutating func document() throws -> CheckpointJSON {
+    mutating func document() throws -> JSONValue {
+        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
+            throw fail("the document starts with a byte-order mark (U+FEFF)")
+        }
         skipWhitespace()
+        guard i < bytes.count else { throw fail("the document is empty") }
         let value = try parseValue(depth: 0)
         skipWhitespace()
         guard i == bytes.count else { throw fail("unexpected \(describeByte()) after the document") }
         return value
     }
 
-    private func fail(_ reason: String) -> CheckpointJSONError {
-        CheckpointJSONError(offset: i, reason: reason)
+    private func fail(_ reason: String) -> JSONValue.ParseError {
+        JSONValue.ParseError(offset: i, reason: reason)
     }
 
     private func describeByte() -> String {
@@ -101,8 +159,8 @@ struct CheckpointJSONParser {
         }
     }
 
-    private mutating func parseValue(depth: Int) throws -> CheckpointJSON {
-        guard depth < Self.maxDepth else { throw fail("nested more than \(Self.maxDepth) levels deep") }
+    private mutating func parseValue(depth: Int) throws -> JSONValue {
+        guard depth < JSONValue.maxDepth else { throw fail("nested more than \(JSONValue.maxDepth) levels deep") }
         guard i < bytes.count else { throw fail("unexpected end of input") }
         switch bytes[i] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth)
@@ -126,10 +184,10 @@ struct CheckpointJSONParser {
         i += n
     }
 
-    private mutating func parseObject(depth: Int) throws -> CheckpointJSON {
+    private mutating func parseObject(depth: Int) throws -> JSONValue {
         i += 1 // {
-        var members: [(key: String, value: CheckpointJSON)] = []
-        var seen = Set<String>()
+        var members: [(key: String, value: JSONValue)] = []
+        var seen = Set<ExactKey>()
         skipWhitespace()
         if i < bytes.count && bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
@@ -139,8 +197,8 @@ struct CheckpointJSONParser {
             }
             let keyStart = i
             let key = try parseString()
-            guard seen.insert(key).inserted else {
-                throw CheckpointJSONError(offset: keyStart, reason: "duplicate key \"\(CheckpointJSON.excerpt(key))\"")
+            guard seen.insert(ExactKey(text: key)).inserted else {
+                throw JSONValue.ParseError(offset: keyStart, reason: "duplicate key \"\(JSONValue.excerpt(key))\"")
             }
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else {
@@ -157,9 +215,9 @@ struct CheckpointJSONParser {
         }
     }
 
-    private mutating func parseArray(depth: Int) throws -> CheckpointJSON {
+    private mutating func parseArray(depth: Int) throws -> JSONValue {
         i += 1 // [
-        var elements: [CheckpointJSON] = []
+        var elements: [JSONValue] = []
         skipWhitespace()
         if i < bytes.count && bytes[i] == UInt8(ascii: "]") { i += 1; return .array(elements) }
         while true {
@@ -183,7 +241,7 @@ struct CheckpointJSONParser {
             if b == UInt8(ascii: "\"") {
                 let raw = UnsafeRawBufferPointer(rebasing: bytes[i..<j])
                 guard let s = String(validating: raw, as: UTF8.self) else {
-                    throw CheckpointJSONError(offset: start, reason: "string is not valid UTF-8")
+                    throw JSONValue.ParseError(offset: start, reason: "string is not valid UTF-8")
                 }
                 i = j + 1
                 return s
@@ -195,13 +253,13 @@ struct CheckpointJSONParser {
         var out: [UInt8] = []
         out.reserveCapacity(j - i + 16)
         while true {
-            guard i < bytes.count else { throw CheckpointJSONError(offset: start, reason: "unterminated string") }
+            guard i < bytes.count else { throw JSONValue.ParseError(offset: start, reason: "unterminated string") }
             let b = bytes[i]
             if b == UInt8(ascii: "\"") { i += 1; break }
             if b < 0x20 { throw fail("control character in a string") }
             if b != UInt8(ascii: "\\") { out.append(b); i += 1; continue }
             i += 1
-            guard i < bytes.count else { throw CheckpointJSONError(offset: start, reason: "unterminated string") }
+            guard i < bytes.count else { throw JSONValue.ParseError(offset: start, reason: "unterminated string") }
             let e = bytes[i]
             i += 1
             switch e {
@@ -224,15 +282,17 @@ struct CheckpointJSONParser {
                     let low = try hex4()
                     guard (0xDC00..<0xE000).contains(low) else { throw fail("unpaired surrogate in a string") }
                     code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                } else if (0xDC00..<0xE000).contains(code) {
+                    throw fail("unpaired surrogate in a string")
                 }
                 guard let scalar = Unicode.Scalar(code) else { throw fail("invalid \\u escape") }
-                out.append(contentsOf: Array(String(Character(scalar)).utf8))
+                UTF8.encode(scalar) { out.append($0) }
             default:
                 throw fail("invalid escape '\\\(Character(Unicode.Scalar(e)))'")
             }
         }
         guard let s = out.withUnsafeBytes({ String(validating: $0, as: UTF8.self) }) else {
-            throw CheckpointJSONError(offset: start, reason: "string is not valid UTF-8")
+            throw JSONValue.ParseError(offset: start, reason: "string is not valid UTF-8")
         }
         return s
     }
@@ -255,7 +315,7 @@ struct CheckpointJSONParser {
         return value
     }
 
-    private mutating func parseNumber() throws -> CheckpointJSON {
+    private mutating func parseNumber() throws -> JSONValue {
         let start = i
         var negative = false
         if bytes[i] == UInt8(ascii: "-") { negative = true; i += 1 }
