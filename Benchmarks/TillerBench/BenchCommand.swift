@@ -46,7 +46,10 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             Benchmarks: matmul/f32, matmul/bf16 (through the Backend protocol, against direct \
             cblas_sgemm), attention/causal (against a square sgemm), psr/1-head and psr/4-heads \
-            (against memcpy). Progress goes to stderr, the report to stdout.
+            (against memcpy). With --model, the model suite instead: prefill, decode and a 32-prompt \
+            batch through TransformerModel.forward with f32 and bf16 weights, against transformers' \
+            figures (--transformers, from Benchmarks/TillerBench/compare_transformers.py), and peak \
+            resident memory. Progress goes to stderr, the report to stdout.
             """,
         version: Tiller.version)
 
@@ -74,7 +77,17 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "GPU suite: JSON of PyTorch figures measured in the same run (Benchmarks/gpu_reference.py writes it).")
     var torch: String?
 
+    @Option(help: "Model suite: a checkpoint directory, or the parent with f32/ and bf16/ that scripts/fixtures/make_speed_checkpoint.py writes. Runs the model suite instead of the kernel suites.")
+    var model: String?
+
+    @Option(help: "Model suite: JSON of transformers' figures on the same checkpoint (Benchmarks/TillerBench/compare_transformers.py writes it).")
+    var transformers: String?
+
+    @Flag(help: "Model suite: time every backend op of the timed runs and print where the time goes (stderr).")
+    var profile = false
+
     func validate() throws {
+        if transformers != nil && model == nil { throw ValidationError("--transformers needs --model") }
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if warmup < 0 { throw ValidationError("--warmup must not be negative") }
     }
@@ -83,8 +96,11 @@ struct BenchCommand: ParsableCommand {
         if self.backend == "vulkan" { return try runGPU() }
         guard self.backend == "cpu" else { throw ValidationError("--backend must be cpu or vulkan") }
         let backend = CPUBackend()
-        let plan = TimingPlan(repeats: repeats ?? (quick ? 3 : 7), warmup: warmup,
-                              minSampleSeconds: quick ? 0.01 : 0.05)
+        // A model workload runs for seconds: one warm-up run and three timed ones (each timed
+        // once) are enough; the kernel suites take many short samples.
+        let plan = model != nil
+            ? TimingPlan(repeats: repeats ?? (quick ? 1 : 3), warmup: 1, minSampleSeconds: 0)
+            : TimingPlan(repeats: repeats ?? (quick ? 3 : 7), warmup: warmup, minSampleSeconds: quick ? 0.01 : 0.05)
         let bench = BenchRun(backend: backend, plan: plan, quick: quick, filter: filter)
         bench.progress("tiller-bench: \(OpenBLASRuntime.summary)")
 
@@ -95,9 +111,14 @@ struct BenchCommand: ParsableCommand {
             bench.progress("warning: load average \(String(format: "%.2f", loadBefore)) before the run; figures may be low")
         }
         let start = monotonicSeconds()
-        try MatmulBench.run(bench)
-        try AttentionBench.run(bench)
-        try PSRBench.run(bench)
+        if let model {
+            let reference = try transformers.map { try TransformersReference.load($0) }
+            try ModelBench.run(bench, modelPath: model, reference: reference, profile: profile)
+        } else {
+            try MatmulBench.run(bench)
+            try AttentionBench.run(bench)
+            try PSRBench.run(bench)
+        }
         bench.progress("done in \(String(format: "%.1f", monotonicSeconds() - start)) s")
 
         if bench.rows.isEmpty, let filter {

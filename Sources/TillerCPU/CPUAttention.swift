@@ -16,6 +16,10 @@ extension CPUBackend {
         let qp = try floats("attention", q), kp = try floats("attention", k)
         let vp = try floats("attention", v), op = try floats("attention", out)
         let (hq, hkv, d, t, s, group) = (dims.queryHeads, dims.kvHeads, dims.headDim, dims.queryLength, dims.cacheLength, dims.group)
+        if t == 1, (0..<dims.batch).allSatisfy({ batch.starts[$0] < Self.oneRowMaxKeys }) {
+            attentionOneRow(qp: qp, kp: kp, vp: vp, op: op, dims: dims, batch: batch, options: options)
+            return
+        }
         let positionsPerBlock = max(1, Self.attentionRowsPerBlock / group)
 
         struct Block { var sequence, kvHead, firstRow, rowCount: Int }
@@ -85,6 +89,51 @@ extension CPUBackend {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+extension CPUBackend {
+    /// Decode steps (one query row per sequence) over at most this many keys take the direct path.
+    static let oneRowMaxKeys = 256
+
+    /// Attention for one query row per sequence, per (sequence, KV head): dot products with the
+    /// keys, the masked softmax numerator, and a weighted sum of the value rows, with no sgemm
+    /// calls. Over a few dozen keys the two sgemms per block and their setup cost more than the
+    /// arithmetic: 73 us per layer for 14 heads over 48 keys, 3% of a bf16 decode step.
+    func attentionOneRow(qp: UnsafeMutablePointer<Float>, kp: UnsafeMutablePointer<Float>, vp: UnsafeMutablePointer<Float>,
+                         op: UnsafeMutablePointer<Float>, dims: AttentionDims, batch: SequenceBatch, options: AttentionOptions) {
+        let (hq, hkv, d, s, group) = (dims.queryHeads, dims.kvHeads, dims.headDim, dims.cacheLength, dims.group)
+        let scale = options.scale, window = options.slidingWindow, cap = options.softcap
+        let pairs = dims.batch * hkv
+        let keysPerPair = (0..<dims.batch).map { batch.lengths[$0] > 0 ? batch.starts[$0] + 1 : 0 }.max() ?? 0
+        Parallel.chunks(pairs, grain: max(1, 4096 / max(1, group * keysPerPair * d))) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, Self.oneRowMaxKeys))
+            defer { scores.deallocate() }
+            for pair in range {
+                let b = pair / hkv, g = pair % hkv
+                let rowOut = op + (b * hq + g * group) * d
+                guard batch.lengths[b] > 0 else {
+                    // Padding rows never see a key: they come out as zeros.
+                    rowOut.update(repeating: 0, count: group * d)
+                    continue
+                }
+                let position = batch.starts[b]
+                let keyStart = window.map { max(0, position - $0 + 1) } ?? 0
+                let count = position + 1 - keyStart
+                for i in 0..<group {
+                    let query = qp + (b * hq + g * group + i) * d
+                    for j in 0..<count {
+                        scores[j] = scale * dot(query, kp + ((b * s + keyStart + j) * hkv + g) * d, d)
+                    }
+                    if let cap { mapVectors(scores, scores, count) { cap * vtanh($0 * (1 / cap)) } }
+                    let inverse = 1 / expMinusMax(scores, count)
+                    let output = rowOut + i * d
+                    output.update(repeating: 0, count: d)
+                    for j in 0..<count { axpy(scores[j], vp + ((b * s + keyStart + j) * hkv + g) * d, output, d) }
+                    mapVectors(output, output, d) { $0 * inverse }
                 }
             }
         }

@@ -4,9 +4,20 @@ import TillerCore
 /// The CPU backend: ops run eagerly and use every core internally, so issue them from one
 /// thread at a time (as with a GPU command stream); concurrent BLAS calls are serialised.
 /// Matmul and attention on OpenBLAS's sgemm, 16-bit weights widened panel by
-/// panel (never a whole f32 copy), and SIMD Swift over all cores for everything else.
+/// panel (never a whole f32 copy); matmuls with at most 48 rows of x (decode, batched decode) on
+/// CTillerKernels' weight-streaming kernels; SIMD Swift and C kernels over all cores for everything
+/// else, on a persistent thread pool (Parallel.swift, CTillerKernels/pool.c).
 public final class CPUBackend: HostMemoryBackend {
-    public init() {}
+    public init() { Self.configureAllocator }
+
+    /// glibc raises its mmap threshold to the size of every large block freed (up to 32 MiB), after
+    /// which tensors of that size come from the heap and their memory stays with the process when
+    /// freed: a batched decode, allocating 19 MiB of logits per step, ended up holding 200 MiB more
+    /// than it used. A fixed threshold keeps large tensors mmapped, so freeing one returns it to the
+    /// system; smaller scratch buffers still come from (and go back to) the heap.
+    private static let configureAllocator: Void = {
+        tiller_fix_mmap_threshold(4 << 20)
+    }()
     public var name: String { "cpu" }
     public var deviceDescription: String {
         "host CPU, \(Parallel.workers) cores, \(Self.vectorISA) 16-bit weight kernels; \(OpenBLASRuntime.summary)"

@@ -20,6 +20,15 @@ extension CPUBackend {
                     }
                     beta = 1
                 }
+                if layout == .nk && m <= Self.batchedDecodeMaxRows {
+                    let wb = try hostPointer("matmul", w) + b * weightStride * w.dtype.byteSize
+                    if m <= Self.streamingMaxRows {
+                        streamingMatmul(m: m, n: n, k: k, x: xb, w: wb, dtype: w.dtype, beta: beta, out: ob)
+                    } else {
+                        batchedDecodeMatmul(m: m, n: n, k: k, x: xb, w: wb, dtype: w.dtype, beta: beta, out: ob)
+                    }
+                    continue
+                }
                 switch w.dtype {
                 case .f32:
                     let wb = try floats("matmul", w) + b * weightStride
@@ -37,6 +46,51 @@ extension CPUBackend {
         }
     }
 
+    /// With few rows of x, sgemm's repacking of all of W on every call costs more than the product
+    /// (M = 1 ran at a third of the memory bandwidth, M = 32 at a quarter of sgemm's peak), so [N, K]
+    /// weights of any dtype go through Tiller's own kernels: up to `streamingMaxRows` rows the
+    /// dot-product kernel (memory-bound: weights stream once), up to `batchedDecodeMaxRows` the
+    /// outer-product kernel on a transposed copy of x (compute-bound: no horizontal sums).
+    static let streamingMaxRows = 8
+    static let batchedDecodeMaxRows = 48
+
+    func weightTypeCode(_ dtype: DType) -> Int32 { dtype == .f32 ? 0 : dtype == .bf16 ? 1 : 2 }
+
+    /// out[M, N] = x[M, K] . W[N, K]^T + beta * out through tiller_matmul_nk, output columns split
+    /// across cores in multiples of the kernel's 4-row weight blocks.
+    func streamingMatmul(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafeRawPointer, dtype: DType,
+                         beta: Float, out: UnsafeMutablePointer<Float>) {
+        let type = weightTypeCode(dtype)
+        // A second core is worth its hand-off (a few microseconds on the pool) from about 2^16
+        // bytes of weights streamed, or as much multiply-add work.
+        let groups = (n + 3) / 4
+        let costPerGroup = 4 * k * (dtype.byteSize + m)
+        Parallel.chunks(groups, grain: max(1, (1 << 16) / max(costPerGroup, 1))) { range in
+            tiller_matmul_nk(x, m, k, w, type, range.lowerBound * 4, min(n, range.upperBound * 4), out, n, beta == 0 ? 0 : 1)
+        }
+    }
+
+    /// out[M, N] = x[M, K] . W[N, K]^T + beta * out through tiller_matmul_xt: x is transposed once,
+    /// then output columns are split across cores in whole tiles.
+    func batchedDecodeMatmul(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafeRawPointer, dtype: DType,
+                             beta: Float, out: UnsafeMutablePointer<Float>) {
+        let type = weightTypeCode(dtype)
+        let width = tiller_xt_width(m)
+        let xt = UnsafeMutablePointer<Float>.allocate(capacity: k * width)
+        defer { xt.deallocate() }
+        tiller_pack_xt(x, m, k, xt)
+        let tileRows = tiller_xt_tile_rows(m)
+        let groups = (n + tileRows - 1) / tileRows
+        let costPerGroup = tileRows * k * (dtype.byteSize + m)
+        Parallel.chunks(groups, grain: max(1, (1 << 18) / max(costPerGroup, 1))) { range in
+            // 16-bit tiles are widened into this buffer (at least 4 rows: the kernel's tail tiles).
+            let buffer = dtype == .f32 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: max(tileRows, 4) * k)
+            defer { buffer?.deallocate() }
+            tiller_matmul_xt(xt, m, k, w, type, range.lowerBound * tileRows, min(n, range.upperBound * tileRows),
+                             buffer, out, n, beta == 0 ? 0 : 1)
+        }
+    }
+
     /// Up to this many rows, 16-bit weights are read once by a fused widen-and-dot kernel; above
     /// it, panels of W are widened into a cache-sized f32 scratch and handed to sgemm.
     static let gemvMaxRows = 8
@@ -44,6 +98,8 @@ extension CPUBackend {
     /// out[M, N] = x[M, K] . W + beta * out, W given as [N, K] (.nk) or [K, N] (.kn) with leading dimension ldw.
     func sgemm(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>, ldw: Int,
                layout: WeightLayout, beta: Float, out: UnsafeMutablePointer<Float>, ldo: Int, lda: Int? = nil) {
+        // OpenBLAS runs its own threads: Tiller's pool workers must not spin on their cores meanwhile.
+        tiller_pool_park()
         cblas_sgemm(CblasRowMajor, CblasNoTrans, layout == .nk ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), 1, x, Int32(lda ?? k), w, Int32(ldw), beta, out, Int32(ldo))
     }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CTillerKernels
 import TillerCore
 
 extension CPUBackend {
@@ -76,14 +77,10 @@ extension CPUBackend {
         try Check.sameShape("gatedActivation", ("gate", gate), ("up", up))
         try Check.dtype("gatedActivation", "up", up, .f32)
         let gp = try floats("gatedActivation", gate), up = try floats("gatedActivation", up), op = try floats("gatedActivation", out)
-        let f: (Vec) -> Vec = kind == .silu ? vsilu : vgeluTanh
+        // The C kernel (compiled for this CPU's widest vectors) in cache-sized slices across cores.
+        let code: Int32 = kind == .silu ? 0 : 1
         Parallel.chunks(gate.count, grain: Self.elementGrain) { r in
-            var i = r.lowerBound
-            while i + 16 <= r.upperBound { storeVec(f(loadVec(gp + i)) * loadVec(up + i), op + i); i += 16 }
-            if i < r.upperBound {
-                mapVectors(gp + i, op + i, r.upperBound - i, f)
-                while i < r.upperBound { op[i] *= up[i]; i += 1 }
-            }
+            tiller_gated_activation(code, gp + r.lowerBound, up + r.lowerBound, op + r.lowerBound, r.count)
         }
     }
 

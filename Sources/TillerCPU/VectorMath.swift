@@ -43,11 +43,7 @@ import CTillerKernels
     return large.replacing(with: small, where: magnitude .< 0.625)
 }
 
-@inline(__always) func vsilu(_ x: Vec) -> Vec { x / (1 + vexp(-x)) }
-
-@inline(__always) func vgeluTanh(_ x: Vec) -> Vec {
-    0.5 * x * (1 + vtanh(0.797_884_560_8 * (x + 0.044_715 * x * x * x)))
-}
+// The gated activations (SiLU, tanh-GELU) run in C: CTillerKernels/activation.c.
 
 /// Applies a 16-lane function to n values, the tail through a zero-padded vector.
 @inline(__always) func mapVectors(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ f: (Vec) -> Vec) {

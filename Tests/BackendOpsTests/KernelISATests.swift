@@ -51,3 +51,82 @@ extension KernelISATests {
         }
     }
 }
+
+extension KernelISATests {
+    /// The decode and batched-decode matmul kernels (tiller_matmul_nk, tiller_matmul_xt), every
+    /// build this CPU runs, every weight dtype, row counts around their block sizes and both
+    /// kernels' ranges, N and K with tails, with and without accumulation, each output column
+    /// range split in two as the backend's threads split it.
+    @Test(arguments: ["avx512", "avx2", "baseline"])
+    func decodeMatmulKernelsMatchReference(isa: String) throws {
+        let ref = ReferenceBackend()
+        var rng = SplitMix64(seed: 0x3A7)
+        for dtype in [DType.f32, .bf16, .f16] {
+            for m in [1, 2, 3, 4, 5, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 48] {
+                for (n, k) in [(29, 37), (50, 16), (7, 130)] {
+                    let xValues = rng.uniforms(m * k), wValues = rng.uniforms(n * k)
+                    let initial = rng.uniforms(m * n)
+                    let w = try ref.tensor(wValues, shape: [n, k], dtype: dtype)
+                    let weightBytes = try ref.bytes(w)
+                    let type: Int32 = dtype == .f32 ? 0 : dtype == .bf16 ? 1 : 2
+                    for accumulate in [false, true] {
+                        let expected = try ref.tensor(initial, shape: [m, n])
+                        try ref.matmul(ref.tensor(xValues, shape: [m, k]), w, layout: .nk, bias: nil, accumulate: accumulate, out: expected)
+                        let reference = try ref.floats(expected)
+                        let split = n / 2
+                        // The dot-product kernel serves m <= 8 in the backend, but is correct for any m.
+                        var out = accumulate ? initial : [Float](repeating: .nan, count: m * n)
+                        var status: Int32 = 0
+                        weightBytes.withUnsafeBytes { wp in
+                            for (j0, j1) in [(0, split), (split, n)] {
+                                status |= tiller_matmul_nk_isa(isa, xValues, m, k, wp.baseAddress, type, j0, j1, &out, n, accumulate ? 1 : 0)
+                            }
+                        }
+                        if status != 0 { return }  // this CPU cannot run that build
+                        check(out, reference, "\(isa) nk \(dtype) m=\(m) n=\(n) k=\(k) accumulate=\(accumulate)")
+
+                        var xt = [Float](repeating: .nan, count: k * tiller_xt_width(m))
+                        tiller_pack_xt(xValues, m, k, &xt)
+                        var buffer = [Float](repeating: .nan, count: max(tiller_xt_tile_rows(m), 4) * k)
+                        out = accumulate ? initial : [Float](repeating: .nan, count: m * n)
+                        weightBytes.withUnsafeBytes { wp in
+                            for (j0, j1) in [(0, split), (split, n)] {
+                                status |= tiller_matmul_xt_isa(isa, xt, m, k, wp.baseAddress, type, j0, j1, &buffer, &out, n, accumulate ? 1 : 0)
+                            }
+                        }
+                        #expect(status == 0)
+                        check(out, reference, "\(isa) xt \(dtype) m=\(m) n=\(n) k=\(k) accumulate=\(accumulate)")
+                    }
+                }
+            }
+        }
+    }
+
+    private func check(_ out: [Float], _ reference: [Float], _ label: String) {
+        let error = zip(out, reference).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +)
+        let scale = reference.map { Double($0) * Double($0) }.reduce(0, +)
+        #expect(error / scale < 1e-10, "\(label): nmse \(error / scale)")
+    }
+}
+
+extension KernelISATests {
+    /// The gated activations of each build against SiLU and tanh-GELU in Double, on lengths with
+    /// tails and inputs from deep negative to large positive.
+    @Test(arguments: ["avx512", "avx2", "baseline"])
+    func gatedActivationMatchesDouble(isa: String) {
+        var rng = SplitMix64(seed: 0x6A7E)
+        for kind: Int32 in [0, 1] {
+            for n in [1, 15, 16, 33, 1000] {
+                let gate = rng.uniforms(n, -30, 30), up = rng.uniforms(n, -2, 2)
+                var out = [Float](repeating: .nan, count: n)
+                if tiller_gated_activation_isa(isa, kind, gate, up, &out, n) != 0 { return }
+                for i in 0..<n {
+                    let g = Double(gate[i])
+                    let act = kind == 0 ? g / (1 + exp(-g)) : 0.5 * g * (1 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g)))
+                    let want = act * Double(up[i])
+                    #expect(abs(Double(out[i]) - want) <= 1e-5 * abs(want) + 1e-6, "\(isa) kind \(kind) n=\(n) x=\(gate[i]): \(out[i]) vs \(want)")
+                }
+            }
+        }
+    }
+}

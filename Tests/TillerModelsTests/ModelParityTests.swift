@@ -76,6 +76,45 @@ import TillerModels
         }
     }
 
+    /// With `.last` and no hook the last block runs only each sequence's last row (plus keys and
+    /// values for every row): the padded batch's last-row logits, and the next step's logits from
+    /// the cache it leaves, equal transformers' logits at those positions.
+    @Test(arguments: ModelFixtures.architectures)
+    func lastRowsOnlyMatchTransformers(architecture: String) throws {
+        let reference = try ModelFixtures.reference(architecture)
+        let batchIDs = try reference.ints("batch_ids"), lengths = try reference.ints("batch_lengths").map(Int.init)
+        let expected = try reference.floats("batch_logits")
+        let t = batchIDs.count / lengths.count
+        // Every sequence but its last token first (the pruned pass), then that token alone.
+        let prompts = lengths.enumerated().map { b, n in Array(batchIDs[(b * t)..<(b * t + n - 1)]) }
+        for backend in ModelFixtures.backends().dropFirst() {
+            try using(backend) {
+                let model = try TransformerModel.load(directory: ModelFixtures.directory(architecture), backend: backend)
+                let vocab = model.vocabularySize
+                let cache = try model.makeCache(batchSize: prompts.count, capacity: 32)
+                var first: (output: ForwardOutput, values: [Float])?
+                for step in 0..<2 {
+                    let input = step == 0 ? prompts : lengths.enumerated().map { b, n in [batchIDs[b * t + n - 1]] }
+                    let output = try model.forward(input, cache: cache, logits: .last)
+                    let logits = try backend.floats(output.logits)
+                    if let first {
+                        // Logits a caller still holds are never reused for the next call's.
+                        #expect(try backend.floats(first.output.logits) == first.values, "\(architecture) on \(backend.name)")
+                    } else {
+                        first = (output, logits)
+                    }
+                    #expect(output.rows.count == prompts.count)
+                    for (row, (sequence, position)) in output.rows.enumerated() {
+                        let got = Array(logits[(row * vocab)..<((row + 1) * vocab)])
+                        let base = (sequence * t + position) * vocab
+                        let error = ModelFixtures.relativeError(got, Array(expected[base..<(base + vocab)]))
+                        #expect(error <= Self.tolerance, "\(architecture) on \(backend.name) step \(step): sequence \(sequence) position \(position): \(error)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Greedy decoding with the KV cache (prefill, then one token at a time) reproduces
     /// transformers' generate(do_sample=False), prompts run together in one batch.
     @Test(arguments: ModelFixtures.architectures)
