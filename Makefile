@@ -6,15 +6,16 @@ deps:
 
 build: deps
 	swift build -c release --product tiller
-	swift build -c release --product tiller-bench
 
-# The main job: what Tiller sees on this machine, then a short throughput run.
+# The main job: what Tiller sees on this machine, then the lab tour: the built-in lab model answers
+# held-out questions with and without steering prompts, scored by exact judges (seconds on a CPU).
 demo: build
 	.build/release/tiller info
-	.build/release/tiller-bench --quick
+	.build/release/tiller demo
 
 # The full benchmark, as recorded in docs/performance.md.
 bench: build
+	swift build -c release --product tiller-bench
 	.build/release/tiller-bench
 
 test: deps

@@ -5,6 +5,7 @@
 //   TillerCore              tensors, dtypes, the Backend protocol, the plain-Swift reference of every op
 //   TillerCPU (+ CTillerKernels), TillerVulkan   backends
 //   TillerModels            checkpoints, tokenizers, the transformer forward, generation
+//   TillerSteering          interventions on the residual stream: files, methods, steered generation
 //   TillerLab               the steering lab: a generated chat language, its corpus and exact judges
 //   TillerEvaluation        lab evaluations and the demo, over models and the lab
 //   tiller, TillerBench     the command line and the throughput benchmark
@@ -36,11 +37,12 @@ let package = Package(
         .target(name: "TillerCPU", dependencies: ["TillerCore", "COpenBLAS", "CTillerKernels"], swiftSettings: kernelSettings),
         .target(name: "TillerVulkan", dependencies: ["TillerCore", "CVulkan"]),
         .target(name: "TillerModels", dependencies: ["TillerCore"]),
+        .target(name: "TillerSteering", dependencies: ["TillerCore", "TillerModels"]),
         .target(name: "TillerLab", dependencies: ["TillerCore"], resources: [.copy("Resources/tiller-lab")]),
-        .target(name: "TillerEvaluation", dependencies: ["TillerCore", "TillerModels", "TillerLab"]),
+        .target(name: "TillerEvaluation", dependencies: ["TillerCore", "TillerModels", "TillerSteering", "TillerLab"]),
         .executableTarget(
             name: "tiller",
-            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerLab", "TillerEvaluation",
+            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerSteering", "TillerLab", "TillerEvaluation",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "TillerBench",
@@ -50,6 +52,7 @@ let package = Package(
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),
         .testTarget(name: "CLITests", dependencies: ["tiller"]),
         .testTarget(name: "TillerModelsTests", dependencies: ["TillerModels", "TillerCore", "TillerCPU", "TillerVulkan"]),
+        .testTarget(name: "TillerSteeringTests", dependencies: ["TillerSteering", "TillerModels", "TillerCore", "TillerCPU"]),
         .testTarget(name: "TillerLabTests", dependencies: ["TillerLab", "TillerCore"]),
         .testTarget(name: "TillerEvaluationTests", dependencies: ["TillerEvaluation", "TillerLab", "TillerModels", "TillerCore", "TillerCPU"]),
         .testTarget(name: "BackendOpsTests", dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "CTillerKernels"]),

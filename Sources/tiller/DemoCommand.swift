@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import TillerCore
+import TillerEvaluation
+
+/// `tiller demo`: the lab tour on the built-in model (README's first command runs it).
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Steer the built-in lab model with prompts and score its answers: a short tour.",
+        discussion: """
+            Six held-out lab questions (two per kind: concept, persona, format; the steering text once \
+            in the system message, once before the question) are answered greedily without and with \
+            their steering prompt, and the exact judges score both answers against the steering target.
+            """)
+
+    @OptionGroup var modelOption: LabModelOption
+
+    @OptionGroup var backendOptions: BackendOptions
+
+    func run() throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let directory = try modelOption.resolve()
+        let seed = HeldOutExamples.cardSeed(modelDirectory: directory) ?? HeldOutExamples.defaultSeed
+        let examples = DemoTour.select(try HeldOutExamples.corpus(seed: seed))
+        let backend = try backendOptions.make()
+        let evaluation = try LabEvaluation.load(directory: directory, backend: backend)
+        let bar = ProgressBar(enabled: ProgressBar.stderrIsTerminal)
+        let tour = try DemoTour.run(examples, evaluation: evaluation, progress: { bar.update($0) })
+        bar.close(tour.generation)
+
+        print("""
+            Tiller lab demo: a small Llama trained on the lab's generated chat language answers held-out
+            questions as asked and with a steering prompt; exact judges score both answers against the
+            steering target (model \(directory), held-out split of corpus seed \(seed)).
+
+            """)
+        print(tour.text())
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        print(String(format: "\n%d answers, %d new tokens, %.1f s in all on %@. More: tiller lab eval --help",
+                     2 * tour.items.count, tour.generation.generatedTokens, seconds, backend.name))
+    }
+}
