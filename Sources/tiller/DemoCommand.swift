@@ -31,9 +31,10 @@ struct Demo: ParsableCommand {
         print("""
             Tiller lab demo: a small Llama trained on the lab's generated chat language answers held-out
             questions as asked and with a steering prompt; exact judges score both answers against the
-            steering target (model \(directory), held-out split of corpus seed \(seed)).
-
+            steering target (held-out split of corpus seed \(seed)).
             """)
+        // The model's path can be long: it gets its own line (the tour fits 100 columns).
+        print("model: \(directory)\n")
         print(tour.text())
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         print(String(format: "\n%d answers, %d new tokens, %.1f s in all on %@. More: tiller lab eval --help",
