@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TillerCore
 import TillerModels
+import TillerSteering
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,6 +14,22 @@ struct Generate: ParsableCommand {
             output has one line per input line, in input order: {"completion": ..., "ids": [...], \
             "stop_reason": "eos" | "stop_string" | "max_tokens" | "capacity"}. Every prompt samples \
             from its own generator seeded with --seed, so its output does not depend on the batch.
+
+            Steering. --steer FILE[:ALPHA] steers every line (repeat it to stack files, applied in \
+            order); ALPHA replaces the file's alpha. FILE is a Tiller steering file (.safetensors) or \
+            a llama.cpp/repeng control vector (.gguf), refused when made for another model. \
+            --steer-file NAME=PATH gives a file a short name for the lines. A line may steer itself: \
+            "steer": "NAME" or "NAME:ALPHA" (a --steer-file name or a path), \
+            {"file": NAME, "alpha": 2.0, "location": ...}, or a list of these (stacked); it then \
+            replaces --steer for that line, and "steer": null (or []) leaves the line unsteered. \
+            A line's "alpha" replaces the alpha of its files (or of --steer's), and its "location" \
+            their location: "all", "answer_only" (the last prompt token and every generated one), \
+            "question_and_answer" (everything after the system prompt) or {"mask": [0/1 per prompt \
+            token], "generated": true|false (default true)}. For question_and_answer, a "messages" \
+            line's system prompt is its leading system messages; other lines may give \
+            "system_length" (tokens), else they have none. Prompt steering is the prompt's own \
+            text, so a line can stack a file on top of it. Steered and unsteered lines share \
+            batches; each line's output is what it gets alone.
             """)
 
     @Option(help: "The model directory (config.json, *.safetensors, tokenizer.json).")
@@ -48,6 +65,17 @@ struct Generate: ParsableCommand {
     @Option(name: .customLong("stop"), help: "End a completion at this text, which is left out (repeatable).")
     var stops: [String] = []
 
+    @Option(help: ArgumentHelp("Steer every line (unless it has its own \"steer\") with this steering file; ALPHA replaces the file's alpha (repeatable: stacked in order).",
+                               valueName: "file[:alpha]"))
+    var steer: [String] = []
+
+    @Option(help: ArgumentHelp("Where --steer acts: all, answer_only or question_and_answer (default: each file's own).",
+                               valueName: "location"))
+    var steerLocation: String?
+
+    @Option(help: ArgumentHelp("Name a steering file for the prompts' \"steer\" keys (repeatable).", valueName: "name=path"))
+    var steerFile: [String] = []
+
     @Flag(help: "Show the progress bar even when stderr is not a terminal.")
     var progress = false
 
@@ -61,6 +89,13 @@ struct Generate: ParsableCommand {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         if let contextLimit, contextLimit <= 0 { throw ValidationError("--context-limit must be positive") }
         if stops.contains(where: \.isEmpty) { throw ValidationError("--stop must not be empty") }
+        for value in steer {
+            do { _ = try SteerEntry(parsing: value) } catch { throw ValidationError("--steer: \(error)") }
+        }
+        if let steerLocation, SteeringLocation(name: steerLocation) == nil {
+            throw ValidationError("--steer-location must be all, answer_only or question_and_answer")
+        }
+        do { _ = try GenerateSteering.names(steerFile) } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
@@ -70,9 +105,17 @@ struct Generate: ParsableCommand {
         var template: ChatTemplate?
         let options = GenerationOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
                                         seed: seed, stopStrings: stops)
-        var requests: [GenerationRequest] = []
+        let runSteering = try steer.map {
+            var entry = try SteerEntry(parsing: $0)
+            entry.location = steerLocation.flatMap(SteeringLocation.init(name:))
+            return entry
+        }
+        let steering = GenerateSteering(modelDirectory: model, named: try GenerateSteering.names(steerFile))
+        for entry in runSteering { _ = try steering.intervention(entry.name) }
+        var requests: [GenerationRequest] = [], lineSteering: [SequenceSteering] = []
         for line in lines {
             let ids: [Int32]
+            var systemLength = 0
             do {
                 switch line.prompt {
                 case .text(let text):
@@ -80,11 +123,30 @@ struct Generate: ParsableCommand {
                 case .messages(let messages):
                     if template == nil { template = try ChatTemplate(directory: model) }
                     ids = try ModelDirectory.chatIDs(messages, template: template!, tokenizer: tokenizer)
+                    if line.systemLength == nil {
+                        systemLength = try ModelDirectory.systemLength(messages, ids: ids, template: template!, tokenizer: tokenizer)
+                    }
                 case .ids(let given):
                     ids = given
                 }
             } catch {
                 throw TillerError.io(path: "\(prompts):\(line.number)", detail: "\(error)")
+            }
+            do {
+                let sequence = try steering.steering(line: line, run: runSteering, systemLength: systemLength)
+                if sequence.applications.isEmpty, line.alpha != nil || line.location != nil {
+                    throw SteerEntry.Problem("\(line.alpha != nil ? "\"alpha\"" : "\"location\"") given, but nothing steers this line")
+                }
+                for application in sequence.applications {
+                    if case .mask(let mask, _) = application.location, mask.count > ids.count {
+                        throw SteerEntry.Problem("the mask has \(mask.count) values for a prompt of \(ids.count) tokens")
+                    }
+                }
+                lineSteering.append(sequence)
+            } catch let problem as SteerEntry.Problem {
+                throw TillerError.io(path: "\(prompts):\(line.number)", detail: problem.description)
+            } catch let TillerError.io(path, detail) {
+                throw TillerError.io(path: "\(prompts):\(line.number)", detail: "\(path): \(detail)")
             }
             guard !ids.isEmpty else {
                 throw TillerError.io(path: "\(prompts):\(line.number)", detail: "the prompt encodes to no tokens")
@@ -103,13 +165,17 @@ struct Generate: ParsableCommand {
             }
         }
         let generator = try Generator(model: transformer, tokenizer: tokenizer, batchSize: batchSize, contextLimit: contextLimit)
+        // Only a run that steers something takes the hook (an unsteered one keeps the pass that
+        // computes the last block for the last rows only).
+        let hook = lineSteering.contains { !$0.applications.isEmpty }
+            ? try SteeringHook(model: transformer, interventions: steering.interventions, requests: lineSteering) : nil
 
         // Lines are written in input order as soon as every earlier one is done.
         let writer = try OrderedLineWriter(path: out)
         let bar = ProgressBar(enabled: progress || ProgressBar.stderrIsTerminal)
         var last = GenerationProgress(generatedTokens: 0, promptTokens: 0, finishedRequests: 0,
                                       totalRequests: requests.count, elapsed: 0)
-        try generator.generate(requests, progress: { p in
+        try generator.generate(requests, hook: hook, progress: { p in
             last = p
             bar.update(p)
         }, onResult: { index, result in

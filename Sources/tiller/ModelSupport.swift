@@ -34,51 +34,6 @@ enum ModelDirectory {
     }
 }
 
-/// Writes safetensors files: an 8-byte little-endian header length, the JSON header (padded with
-/// spaces to 8 bytes), then the tensors' bytes.
-enum SafetensorsWriter {
-    struct Entry {
-        var name: String
-        var shape: [Int]
-        var values: [Float]
-    }
-
-    static func encode(_ entries: [Entry]) -> Data {
-        var header: [String] = []
-        var offset = 0
-        for entry in entries {
-            let bytes = entry.values.count * 4
-            let shape = entry.shape.map(String.init).joined(separator: ",")
-            header.append("\(jsonString(entry.name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + bytes)]}")
-            offset += bytes
-        }
-        var json = Array("{\(header.joined(separator: ","))}".utf8)
-        while json.count % 8 != 0 { json.append(0x20) }
-        var data = Data()
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
-        data.append(contentsOf: json)
-        for entry in entries {
-            entry.values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { data.append(contentsOf: $0) }
-        }
-        return data
-    }
-
-    static func write(_ entries: [Entry], to path: String) throws {
-        do {
-            try encode(entries).write(to: URL(fileURLWithPath: path))
-        } catch {
-            throw TillerError.io(path: path, detail: "cannot write (\(error.localizedDescription))")
-        }
-    }
-
-    /// A JSON string literal.
-    static func jsonString(_ s: String) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
-        let array = String(decoding: data, as: UTF8.self)
-        return String(array.dropFirst().dropLast())
-    }
-}
-
 /// Prints a JSON object on one line with keys sorted.
 func jsonLine<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()

@@ -47,8 +47,14 @@ public final class Generator {
     /// Generates a continuation for every request and returns the results in request order.
     /// `progress` is called after every step; `onResult` as each request finishes (in finishing
     /// order, with its index). Throws before any work on an invalid request.
+    ///
+    /// `hook` watches (and may change) the residual stream of every pass; it is told which request
+    /// each slot holds (`GenerationHook.assign`), so it can act per request: the steering layer
+    /// steers each request its own way in one batch. A request's output then depends on its
+    /// prompt, options and what the hook does to its own rows alone, as without a hook.
     @discardableResult
     public func generate(_ requests: [GenerationRequest],
+                         hook: GenerationHook? = nil,
                          progress: ((GenerationProgress) -> Void)? = nil,
                          onResult: ((Int, GenerationResult) -> Void)? = nil) throws -> [GenerationResult] {
         try validate(requests)
@@ -82,6 +88,7 @@ public final class Generator {
                     } else {
                         cache.reset(slot)
                         slots[slot] = ActiveSequence(index: index, request: request, stream: makeStream?())
+                        hook?.assign(slot: slot, request: index, promptLength: request.promptIDs.count)
                         break
                     }
                 }
@@ -91,7 +98,7 @@ public final class Generator {
         admit()
         while slots.contains(where: { $0 != nil }) {
             let tokens = slots.map { $0?.pending ?? [] }
-            let output = try model.forward(tokens, cache: cache, logits: .last)
+            let output = try model.forward(tokens, cache: cache, logits: .last, hook: hook)
             for slot in slots.indices {
                 guard let sequence = slots[slot] else { continue }
                 if sequence.generated.isEmpty { status.promptTokens += sequence.pending.count }
@@ -105,6 +112,7 @@ public final class Generator {
                     finish(sequence.index, sequence.result(reason))
                     cache.reset(slot)
                     slots[slot] = nil
+                    hook?.assign(slot: slot, request: nil, promptLength: 0)
                 }
             }
             admit()

@@ -265,6 +265,8 @@ public final class TransformerModel {
         // a sequence with none, which attention leaves out).
         let lastRows = lastOnly ? try scratchInts("lastRows", (0..<b).map { Int32($0 * t + max(counts[$0] - 1, 0)) }) : nil
         let lastPositions = lastOnly ? try scratchInts("lastPositions", (0..<b).map { Int32(batch.starts[$0] + max(counts[$0] - 1, 0)) }) : nil
+        // The hook's per-row tensors go up here too (harmless when the Generator already did it).
+        try hook?.prepare(for: step, backend: be)
 
         try be.embedding(table: embedding, ids: idTensor, scale: traits.embeddingScale, out: x)
         var final = x

@@ -1,0 +1,319 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import TillerCore
+import TillerModels
+
+/// What `__metadata__["tiller.capture"]` of a capture file says (docs/steering.md, "Capture and
+/// analysis"): the format version, the captured layers, the hidden size, the row and triplet
+/// counts, the model's fingerprint and the triplets file it was made from.
+public struct CaptureInfo: Sendable, Equatable {
+    public static let metadataKey = "tiller.capture"
+    public static let formatVersion = 1
+
+    public var version: Int
+    /// Captured layers, ascending (0-based: the residual stream after block L).
+    public var layers: [Int]
+    public var hiddenSize: Int
+    public var rows: Int
+    public var triplets: Int
+    public var model: ModelFingerprint
+    /// The triplets JSONL the capture was made from, as given on the command line.
+    public var source: String
+
+    public init(layers: [Int], hiddenSize: Int, rows: Int, triplets: Int, model: ModelFingerprint, source: String,
+                version: Int = CaptureInfo.formatVersion) {
+        self.version = version
+        self.layers = layers
+        self.hiddenSize = hiddenSize
+        self.rows = rows
+        self.triplets = triplets
+        self.model = model
+        self.source = source
+    }
+
+    /// The JSON, keys in the documented order.
+    public var json: String {
+        let q = SafetensorsWriter.jsonString
+        let modelJSON = "{\"architecture\":\(q(model.architecture)),\"model_type\":\(q(model.modelType)),"
+            + "\"hidden_size\":\(model.hiddenSize),\"layer_count\":\(model.layerCount),"
+            + "\"weights_header_hash\":\(q(model.weightsHeaderHash))}"
+        return "{\"version\":\(version),\"layers\":[\(layers.map(String.init).joined(separator: ","))],"
+            + "\"hidden_size\":\(hiddenSize),\"rows\":\(rows),\"triplets\":\(triplets),\"model\":\(modelJSON),"
+            + "\"source\":\(q(source))}"
+    }
+
+    /// Reads the JSON back, failing in one line naming `path`.
+    public init(json: String, path: String) throws {
+        func bad(_ detail: String) -> TillerError { .io(path: path, detail: "\(CaptureInfo.metadataKey): \(detail)") }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else {
+            throw bad("not a JSON object")
+        }
+        func int(_ o: [String: Any], _ key: String) throws -> Int {
+            guard let n = o[key] as? NSNumber, String(cString: n.objCType) != "c", let v = Int(exactly: n.doubleValue) else {
+                throw bad("\"\(key)\" must be an integer")
+            }
+            return v
+        }
+        func string(_ o: [String: Any], _ key: String) throws -> String {
+            guard let s = o[key] as? String else { throw bad("\"\(key)\" must be a string") }
+            return s
+        }
+        let version = try int(object, "version")
+        guard version == Self.formatVersion else {
+            throw bad("unknown capture format version \(version) (this Tiller reads version \(Self.formatVersion))")
+        }
+        guard let layerList = object["layers"] as? [NSNumber] else { throw bad("\"layers\" must be a list of integers") }
+        let layers = try layerList.map { n -> Int in
+            guard let v = Int(exactly: n.doubleValue), v >= 0 else { throw bad("\"layers\" must hold layer indices >= 0") }
+            return v
+        }
+        guard let model = object["model"] as? [String: Any] else { throw bad("\"model\" must be an object") }
+        let fingerprint = ModelFingerprint(architecture: try string(model, "architecture"), modelType: try string(model, "model_type"),
+                                           hiddenSize: try int(model, "hidden_size"), layerCount: try int(model, "layer_count"),
+                                           weightsHeaderHash: try string(model, "weights_header_hash"))
+        self.init(layers: layers, hiddenSize: try int(object, "hidden_size"), rows: try int(object, "rows"),
+                  triplets: try int(object, "triplets"), model: fingerprint, source: try string(object, "source"), version: version)
+        guard hiddenSize > 0, rows >= 0, triplets >= 0 else { throw bad("hidden_size, rows and triplets must be positive") }
+        guard Set(layers).count == layers.count, layers == layers.sorted() else { throw bad("\"layers\" must be ascending and distinct") }
+    }
+}
+
+/// Names of a capture file's tensors.
+public enum CaptureTensor {
+    public static let tokens = "tokens", example = "example", position = "position", role = "role"
+    public static func h(_ layer: Int) -> String { "layers.\(layer).h" }
+    public static func delta(_ layer: Int) -> String { "layers.\(layer).delta" }
+}
+
+/// Where everything of a capture file lies, known before the first row is computed: the header
+/// (with `__metadata__`), each tensor's byte offset in the file, and the file's size.
+public struct CaptureLayout: Sendable {
+    public let info: CaptureInfo
+    /// The 8-byte header length and the JSON header, padded with spaces to a multiple of 8.
+    public let header: [UInt8]
+    /// Tensor name -> byte offset of its first element in the file.
+    public let offsets: [String: Int]
+    public let fileSize: Int
+
+    public init(info: CaptureInfo) throws {
+        self.info = info
+        let n = info.rows, d = info.hiddenSize
+        var tensors: [(String, String, [Int], Int)] = [
+            (CaptureTensor.tokens, "I32", [n], n * 4), (CaptureTensor.example, "I32", [n], n * 4),
+            (CaptureTensor.position, "I32", [n], n * 4), (CaptureTensor.role, "I32", [n], n * 4),
+        ]
+        for layer in info.layers {
+            let (bytes, overflow) = (n * 4).multipliedReportingOverflow(by: d)
+            guard !overflow else { throw TillerError.invalidArgument(op: "capture", detail: "\(n) rows of \(d) values do not fit in memory addresses") }
+            tensors.append((CaptureTensor.h(layer), "F32", [n, d], bytes))
+            tensors.append((CaptureTensor.delta(layer), "F32", [n, d], bytes))
+        }
+        let q = SafetensorsWriter.jsonString
+        var parts = ["\"__metadata__\":{\(q(CaptureInfo.metadataKey)):\(q(info.json))}"]
+        var dataOffsets: [(String, Int)] = []
+        var offset = 0
+        for (name, dtype, shape, bytes) in tensors {
+            parts.append("\(q(name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}")
+            dataOffsets.append((name, offset))
+            offset += bytes
+        }
+        var json = Array("{\(parts.joined(separator: ","))}".utf8)
+        while json.count % 8 != 0 { json.append(0x20) }
+        var header: [UInt8] = []
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { header += $0 }
+        header += json
+        self.header = header
+        var offsets: [String: Int] = [:]
+        for (name, o) in dataOffsets { offsets[name] = header.count + o }
+        self.offsets = offsets
+        self.fileSize = header.count + offset
+    }
+}
+
+/// Writes a capture file as it is computed: the header (every offset known) first, then each
+/// triplet's rows into each tensor at their place, so only one triplet is ever held in memory. The
+/// file is written under a temporary name next to the target and renamed when every row is in, so
+/// an interrupted capture never leaves a file that looks whole.
+public final class CaptureWriter {
+    public let path: String
+    public let layout: CaptureLayout
+    private let temporaryPath: String
+    private var fd: Int32
+    /// Rows written so far; triplets are written in order.
+    public private(set) var rowsWritten = 0
+
+    public init(path: String, layout: CaptureLayout) throws {
+        self.path = path
+        self.layout = layout
+        temporaryPath = path + ".partial"
+        fd = open(temporaryPath, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw TillerError.io(path: path, detail: "cannot create \(temporaryPath): \(String(cString: strerror(errno)))") }
+        do {
+            guard ftruncate(fd, off_t(layout.fileSize)) == 0 else {
+                throw TillerError.io(path: path, detail: "cannot size the file to \(layout.fileSize) bytes: \(String(cString: strerror(errno)))")
+            }
+            try layout.header.withUnsafeBytes { try write($0, at: 0) }
+        } catch {
+            abandon()
+            throw error
+        }
+    }
+
+    deinit { abandon() }
+
+    /// Closes and removes the temporary file (after an error, or when `finish` was never reached).
+    public func abandon() {
+        guard fd >= 0 else { return }
+        close(fd)
+        fd = -1
+        unlink(temporaryPath)
+    }
+
+    private func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw TillerError.io(path: path, detail: "cannot write: \(String(cString: strerror(errno)))") }
+            done += n
+        }
+    }
+
+    /// Appends one triplet's rows: per row its token, triplet index, position and role; per
+    /// captured layer (in `layout.info.layers` order) h and delta, each [rows, hidden] row-major.
+    public func append(tokens: [Int32], example: [Int32], position: [Int32], role: [Int32], h: [[Float]], delta: [[Float]]) throws {
+        let m = tokens.count, d = layout.info.hiddenSize, layers = layout.info.layers
+        guard fd >= 0 else { throw TillerError.io(path: path, detail: "the capture file is closed") }
+        guard example.count == m, position.count == m, role.count == m, h.count == layers.count, delta.count == layers.count,
+              h.allSatisfy({ $0.count == m * d }), delta.allSatisfy({ $0.count == m * d }) else {
+            throw TillerError.shapeMismatch(op: "capture", detail: "\(m) rows with mismatched per-row or per-layer arrays")
+        }
+        guard rowsWritten + m <= layout.info.rows else {
+            throw TillerError.invalidArgument(op: "capture", detail: "\(rowsWritten + m) rows, the file was laid out for \(layout.info.rows)")
+        }
+        guard m > 0 else { return }
+        let r0 = rowsWritten
+        for (name, values) in [(CaptureTensor.tokens, tokens), (CaptureTensor.example, example),
+                               (CaptureTensor.position, position), (CaptureTensor.role, role)] {
+            try values.map { $0.littleEndian }.withUnsafeBytes { try write($0, at: layout.offsets[name]! + r0 * 4) }
+        }
+        for (k, layer) in layers.enumerated() {
+            try h[k].withUnsafeBytes { try write($0, at: layout.offsets[CaptureTensor.h(layer)]! + r0 * d * 4) }
+            try delta[k].withUnsafeBytes { try write($0, at: layout.offsets[CaptureTensor.delta(layer)]! + r0 * d * 4) }
+        }
+        rowsWritten += m
+    }
+
+    /// Checks every row was written, closes the file and moves it into place.
+    public func finish() throws {
+        guard rowsWritten == layout.info.rows else {
+            throw TillerError.io(path: path, detail: "wrote \(rowsWritten) of \(layout.info.rows) rows")
+        }
+        guard fd >= 0 else { throw TillerError.io(path: path, detail: "the capture file is closed") }
+        let closed = close(fd)
+        fd = -1
+        guard closed == 0 else {
+            unlink(temporaryPath)
+            throw TillerError.io(path: path, detail: "cannot close: \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporaryPath, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporaryPath)
+            throw TillerError.io(path: path, detail: "cannot move \(temporaryPath) into place: \(reason)")
+        }
+    }
+}
+
+/// A capture file read back (memory-mapped): the metadata, the per-row tensors and views of each
+/// layer's h and delta. Every tensor's name, dtype and shape is checked on open, one-line errors
+/// naming the file.
+public final class CaptureFile {
+    public let path: String
+    public let file: SafetensorsFile
+    public let info: CaptureInfo
+    public let tokens: [Int32]
+    public let example: [Int32]
+    public let position: [Int32]
+    public let role: [Int32]
+    /// Rows of triplet e: rows are written in triplet order, so each triplet's rows are contiguous.
+    public let exampleRows: [Range<Int>]
+
+    public init(path: String) throws {
+        self.path = path
+        let file = try SafetensorsFile(path: path)
+        func bad(_ detail: String) -> TillerError { .io(path: path, detail: detail) }
+        guard let json = file.metadata[CaptureInfo.metadataKey] else {
+            throw bad("not a Tiller capture file (no \"\(CaptureInfo.metadataKey)\" in the safetensors __metadata__)")
+        }
+        let info = try CaptureInfo(json: json, path: path)
+        self.file = file
+        self.info = info
+        let n = info.rows, d = info.hiddenSize
+        func check(_ name: String, _ dtype: DType, _ shape: [Int]) throws -> SafetensorsEntry {
+            let entry: SafetensorsEntry
+            do { entry = try file.entry(name) } catch { throw bad("missing tensor '\(name)'") }
+            guard entry.dtype == dtype, entry.shape == shape else {
+                throw bad("tensor '\(name)' is \(entry.dtype) \(entry.shape), expected \(dtype) \(shape)")
+            }
+            return entry
+        }
+        func ints(_ name: String) throws -> [Int32] {
+            let raw = file.bytes(try check(name, .i32, [n]))
+            return (0..<n).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
+        }
+        let example = try ints(CaptureTensor.example), role = try ints(CaptureTensor.role)
+        tokens = try ints(CaptureTensor.tokens)
+        position = try ints(CaptureTensor.position)
+        self.example = example
+        self.role = role
+        var expected: Set<String> = [CaptureTensor.tokens, CaptureTensor.example, CaptureTensor.position, CaptureTensor.role]
+        for layer in info.layers {
+            _ = try check(CaptureTensor.h(layer), .f32, [n, d])
+            _ = try check(CaptureTensor.delta(layer), .f32, [n, d])
+            expected.formUnion([CaptureTensor.h(layer), CaptureTensor.delta(layer)])
+        }
+        if let extra = file.tensorNames.first(where: { !expected.contains($0) }) {
+            throw bad("unexpected tensor '\(extra)' (the metadata lists layers \(info.layers))")
+        }
+        var ranges = [Range<Int>](repeating: 0..<0, count: info.triplets)
+        var r = 0
+        while r < n {
+            let e = Int(example[r])
+            guard e >= 0, e < info.triplets else { throw bad("row \(r) belongs to triplet \(e) of \(info.triplets)") }
+            var end = r
+            while end < n, example[end] == example[r] { end += 1 }
+            guard ranges[e].isEmpty else { throw bad("the rows of triplet \(e) are not contiguous") }
+            ranges[e] = r..<end
+            r = end
+        }
+        if let r = role.firstIndex(where: { CaptureRole(rawValue: $0) == nil }) { throw bad("row \(r) has role \(role[r]) (0, 1 or 2)") }
+        exampleRows = ranges
+    }
+
+    public var rowCount: Int { info.rows }
+    public var hiddenSize: Int { info.hiddenSize }
+    public var layers: [Int] { info.layers }
+
+    /// The bytes of layer `layer`'s h (`delta: false`) or delta, rows `rows`: f32 row-major.
+    public func bytes(layer: Int, delta: Bool, rows: Range<Int>) throws -> UnsafeRawBufferPointer {
+        guard layers.contains(layer) else {
+            throw TillerError.io(path: path, detail: "layer \(layer) is not captured (layers \(layers))")
+        }
+        guard rows.lowerBound >= 0, rows.upperBound <= rowCount else {
+            throw TillerError.indexOutOfRange(op: "capture", detail: "rows \(rows) of \(rowCount)")
+        }
+        let entry = try file.entry(delta ? CaptureTensor.delta(layer) : CaptureTensor.h(layer))
+        let all = file.bytes(entry), row = hiddenSize * 4
+        return UnsafeRawBufferPointer(rebasing: all[(rows.lowerBound * row)..<(rows.upperBound * row)])
+    }
+
+    /// Layer `layer`'s h or delta, rows `rows`, as floats.
+    public func floats(layer: Int, delta: Bool, rows: Range<Int>) throws -> [Float] {
+        let raw = try bytes(layer: layer, delta: delta, rows: rows)
+        return (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+    }
+}

@@ -1,0 +1,353 @@
+import TillerCore
+import TillerModels
+
+/// One intervention applied to one sequence: which (an index into `SteeringHook.interventions`),
+/// how strongly and where. nil takes the intervention's own alpha or location.
+public struct SteeringApplication: Sendable, Equatable {
+    public var intervention: Int
+    public var alpha: Float?
+    public var location: SteeringLocation?
+
+    public init(intervention: Int, alpha: Float? = nil, location: SteeringLocation? = nil) {
+        self.intervention = intervention
+        self.alpha = alpha
+        self.location = location
+    }
+}
+
+/// How one sequence (one generation request) is steered: its interventions, applied in order
+/// (two on the same layer are two PSR head calls, the second seeing the stream the first left),
+/// and the length of its system prompt, which `SteeringLocation.questionAndAnswer` leaves out.
+/// Prompt steering is the prompt's text; a PSR head on top of it is one application here.
+public struct SequenceSteering: Sendable, Equatable {
+    public var applications: [SteeringApplication]
+    /// Tokens of the prompt that are the system prompt (0 when it has none).
+    public var systemLength: Int
+
+    public init(_ applications: [SteeringApplication] = [], systemLength: Int = 0) {
+        self.applications = applications
+        self.systemLength = systemLength
+    }
+
+    public static let unsteered = SequenceSteering()
+}
+
+/// A coefficient the head of one application computed at one layer and position:
+/// lambda_t = f(w . h_t + b) from the stream before the head added alpha * lambda_t * z.
+public struct LambdaRecord: Sendable, Equatable {
+    public var layer: Int
+    /// Index of the application in the sequence's `SequenceSteering.applications`.
+    public var application: Int
+    public var position: Int
+    public var lambda: Float
+
+    public init(layer: Int, application: Int, position: Int, lambda: Float) {
+        self.layer = layer
+        self.application = application
+        self.position = position
+        self.lambda = lambda
+    }
+}
+
+/// Steering in the forward pass: the residual-stream hook that applies every intervention through
+/// the backend's PSR head op, during prefill and decode, each sequence of a batch its own way.
+///
+/// The heads of every intervention are uploaded once, stacked per layer (`PSRHeads`, one head per
+/// intervention with a head at that layer). Before each pass (`prepare`) the hook works out, for
+/// every layer, the rows of the padded batch [B * T] each application acts on: row t of sequence
+/// b sits at position starts[b] + t, and is steered when the application's location covers that
+/// position given the request's prompt length and system-prompt length; padding rows and
+/// uncovered rows take head index -1. A layer needs as many PSR head calls as the most
+/// applications any live sequence has there; layers no live sequence steers cost nothing. All
+/// head indices and alphas of a pass go up in one upload each before its first op, and are not
+/// uploaded again while they do not change (a decode step usually reuses the last one's).
+///
+/// With `Generator.generate(requests, hook:)`, `requests[i]` says how request i is steered; the
+/// generator tells the hook which slot holds which request. Used on `TransformerModel.forward`
+/// directly, call `assign(slot:request:promptLength:)` for each sequence of the batch (and
+/// `prepare(for:backend:)` before the pass on a device backend, or the hook prepares at the first
+/// block, which makes such a backend wait there).
+public final class SteeringHook: GenerationHook {
+    public let interventions: [Intervention]
+    public let backend: Backend
+    public let hiddenSize: Int
+    public let layerCount: Int
+    /// How request i is steered; requests past the end are unsteered. Set with `setRequests`.
+    public private(set) var requests: [SequenceSteering]
+    /// When set, the coefficients of this request's applications are kept, per layer and
+    /// position, for `recordedLambdas()` (prefill and decode alike).
+    public var recordedRequest: Int? {
+        didSet { if recordedRequest != oldValue { pendingRecord = nil; records = [] } }
+    }
+
+    /// Per layer: the stacked heads (nil where no intervention has one) and the head index of
+    /// each intervention there.
+    private let layerHeads: [PSRHeads?]
+    private let headIndexOf: [[Int: Int32]]
+
+    private struct Assignment: Equatable {
+        var request: Int
+        var promptLength: Int
+    }
+    private var slots: [Assignment?] = []
+    /// Bumped whenever slots or requests change, so a prepared plan is known to be stale.
+    private var version = 0
+
+    /// One pass's plan. Call c (in layer order) reads rows c*N..<(c+1)*N of the uploaded head
+    /// indices and alphas and writes the same rows of the lambdas.
+    private struct Plan {
+        var step: ForwardStep
+        var version: Int
+        /// Per layer: its calls, in order.
+        var calls: [[Int]]
+        /// Per call: its layer.
+        var callLayer: [Int]
+        /// Per call: for every row, the index of the application it applies in its sequence's
+        /// `SequenceSteering` (-1: none), for the lambda record.
+        var rowApplication: [[Int]]
+        /// Which request each slot held.
+        var slots: [Assignment?]
+        var headIndex: Tensor?
+        var alpha: Tensor?
+        var lambda: Tensor?
+    }
+    private var plan: Plan?
+    private var uploadedIndices: [Int32] = [], uploadedAlphas: [Float] = []
+    private var indexBuffer: DeviceBuffer?, alphaBuffer: DeviceBuffer?, lambdaBuffer: DeviceBuffer?
+    /// The last pass's plan when the recorded request was in it; its lambdas are read after it ran.
+    private var pendingRecord: Plan?
+    private var records: [LambdaRecord] = []
+    /// The layer of the last `afterBlock` call: a call at a layer not above it starts a new pass.
+    private var lastLayer = Int.max
+
+    /// - Parameters:
+    ///   - interventions: every intervention any request uses; checked against the model's
+    ///     hidden size and layer count, and for finite values.
+    ///   - requests: how each request is steered (see `setRequests`).
+    public init(interventions: [Intervention], requests: [SequenceSteering] = [], backend: Backend,
+                hiddenSize: Int, layerCount: Int) throws {
+        for (i, intervention) in interventions.enumerated() {
+            try Self.check(intervention, index: i, hiddenSize: hiddenSize, layerCount: layerCount)
+        }
+        self.interventions = interventions
+        self.backend = backend
+        self.hiddenSize = hiddenSize
+        self.layerCount = layerCount
+        var heads: [PSRHeads?] = [], indexOf: [[Int: Int32]] = []
+        for layer in 0..<layerCount {
+            var w: [Float] = [], bias: [Float] = [], z: [Float] = [], kinds: [PSRActivation] = []
+            var map: [Int: Int32] = [:]
+            for (i, intervention) in interventions.enumerated() {
+                guard let head = intervention.heads[layer] else { continue }
+                map[i] = Int32(kinds.count)
+                w += head.w
+                bias.append(head.bias)
+                z += head.z
+                kinds.append(head.activation)
+            }
+            heads.append(kinds.isEmpty ? nil : try backend.psrHeads(w: w, bias: bias, z: z, activations: kinds, dim: hiddenSize))
+            indexOf.append(map)
+        }
+        self.layerHeads = heads
+        self.headIndexOf = indexOf
+        self.requests = []
+        try setRequests(requests)
+    }
+
+    /// A hook for `model`'s hidden size, layer count and backend.
+    public convenience init(model: TransformerModel, interventions: [Intervention], requests: [SequenceSteering] = []) throws {
+        try self.init(interventions: interventions, requests: requests, backend: model.backend,
+                      hiddenSize: model.hiddenSize, layerCount: model.layerCount)
+    }
+
+    /// How each request is steered (index i: request i of the next `generate` call), checked:
+    /// every application names one of `interventions`, alphas are finite, system lengths >= 0.
+    public func setRequests(_ requests: [SequenceSteering]) throws {
+        for (r, steering) in requests.enumerated() {
+            func bad(_ detail: String) -> TillerError { .invalidArgument(op: "steering", detail: "request \(r): \(detail)") }
+            guard steering.systemLength >= 0 else { throw bad("system length \(steering.systemLength) must be >= 0") }
+            for application in steering.applications {
+                guard interventions.indices.contains(application.intervention) else {
+                    throw bad("intervention \(application.intervention) of \(interventions.count)")
+                }
+                if let alpha = application.alpha, !alpha.isFinite { throw bad("alpha \(alpha) is not finite") }
+            }
+        }
+        self.requests = requests
+        version += 1
+    }
+
+    private static func check(_ intervention: Intervention, index: Int, hiddenSize: Int, layerCount: Int) throws {
+        func bad(_ detail: String) -> TillerError {
+            .invalidArgument(op: "steering", detail: "intervention \(index) (\(intervention.method)): \(detail)")
+        }
+        guard intervention.alpha.isFinite else { throw bad("alpha \(intervention.alpha) is not finite") }
+        for (layer, head) in intervention.heads {
+            guard (0..<layerCount).contains(layer) else { throw bad("layer \(layer), the model has \(layerCount) layers") }
+            guard head.w.count == hiddenSize, head.z.count == hiddenSize else {
+                throw bad("head at layer \(layer) has w of \(head.w.count) and z of \(head.z.count) values, the model's hidden size is \(hiddenSize)")
+            }
+            guard head.bias.isFinite, head.w.allSatisfy(\.isFinite), head.z.allSatisfy(\.isFinite) else {
+                throw bad("head at layer \(layer) holds NaN or Inf")
+            }
+        }
+    }
+
+    // MARK: GenerationHook
+
+    public func assign(slot: Int, request: Int?, promptLength: Int) {
+        precondition(slot >= 0, "slot \(slot)")
+        if slots.count <= slot { slots += [Assignment?](repeating: nil, count: slot + 1 - slots.count) }
+        let new = request.map { Assignment(request: $0, promptLength: promptLength) }
+        if slots[slot] != new {
+            slots[slot] = new
+            version += 1
+        }
+    }
+
+    public func prepare(for step: ForwardStep, backend: Backend) throws {
+        guard backend === self.backend else {
+            throw TillerError.wrongBackend(op: "steering", detail: "the hook's heads live on \(self.backend.name), the pass runs on \(backend.name)")
+        }
+        try flushRecord()
+        lastLayer = -1
+        if let plan, plan.step == step, plan.version == version { return }
+
+        let b = step.batch.count, t = step.rowsPerSequence, n = b * t
+        // Per layer, per call: the head index and alpha of every row (built sparse, then packed).
+        var callLayer: [Int] = [], calls = [[Int]](repeating: [], count: layerCount)
+        var indices: [Int32] = [], alphas: [Float] = [], rowApplication: [[Int]] = []
+        for layer in 0..<layerCount {
+            let map = headIndexOf[layer]
+            guard !map.isEmpty else { continue }
+            var call = 0
+            while true {
+                var callIndices = [Int32](repeating: -1, count: n), callAlphas = [Float](repeating: 0, count: n)
+                var callApplications = [Int](repeating: -1, count: n)
+                var anyApplication = false, anyRow = false
+                for s in 0..<b {
+                    guard s < slots.count, let assignment = slots[s], step.batch.lengths[s] > 0 else { continue }
+                    let steering = assignment.request < requests.count ? requests[assignment.request] : .unsteered
+                    // The call-th of this sequence's applications that have a head at this layer.
+                    var seen = 0
+                    for (a, application) in steering.applications.enumerated() {
+                        guard let k = map[application.intervention] else { continue }
+                        defer { seen += 1 }
+                        guard seen == call else { continue }
+                        anyApplication = true
+                        let intervention = interventions[application.intervention]
+                        let location = application.location ?? intervention.location
+                        let alpha = application.alpha ?? intervention.alpha
+                        for r in 0..<step.batch.lengths[s] where r < t {
+                            let position = step.batch.starts[s] + r
+                            guard location.covers(position: position, promptLength: assignment.promptLength,
+                                                  systemLength: steering.systemLength) else { continue }
+                            callIndices[s * t + r] = k
+                            callAlphas[s * t + r] = alpha
+                            callApplications[s * t + r] = a
+                            anyRow = true
+                        }
+                    }
+                }
+                guard anyApplication else { break }
+                if anyRow {
+                    calls[layer].append(callLayer.count)
+                    callLayer.append(layer)
+                    indices += callIndices
+                    alphas += callAlphas
+                    rowApplication.append(callApplications)
+                }
+                call += 1
+            }
+        }
+
+        var next = Plan(step: step, version: version, calls: calls, callLayer: callLayer, rowApplication: rowApplication,
+                        slots: slots, headIndex: nil, alpha: nil, lambda: nil)
+        if !callLayer.isEmpty {
+            let count = indices.count
+            try reserve(count)
+            let indexTensor = try Tensor(buffer: indexBuffer!, shape: [count], dtype: .i32)
+            let alphaTensor = try Tensor(buffer: alphaBuffer!, shape: [count], dtype: .f32)
+            // Values already in place (most decode steps) are not uploaded again: no op writes
+            // these buffers.
+            if indices != uploadedIndices || alphas != uploadedAlphas {
+                try indices.withUnsafeBytes { try backend.upload($0, to: indexTensor) }
+                try alphas.withUnsafeBytes { try backend.upload($0, to: alphaTensor) }
+                uploadedIndices = indices
+                uploadedAlphas = alphas
+            }
+            next.headIndex = indexTensor
+            next.alpha = alphaTensor
+            next.lambda = try Tensor(buffer: lambdaBuffer!, shape: [count], dtype: .f32)
+        }
+        plan = next
+    }
+
+    /// Grows the per-pass buffers to hold `count` rows of calls (fresh ones: nothing is uploaded
+    /// in them yet).
+    private func reserve(_ count: Int) throws {
+        if let buffer = indexBuffer, buffer.byteCount >= count * 4 { return }
+        let bytes = max(count * 4, 2 * (indexBuffer?.byteCount ?? 0))
+        indexBuffer = try backend.makeBuffer(byteCount: bytes)
+        alphaBuffer = try backend.makeBuffer(byteCount: bytes)
+        lambdaBuffer = try backend.makeBuffer(byteCount: bytes)
+        uploadedIndices = []
+        uploadedAlphas = []
+    }
+
+    public func afterBlock(_ layer: Int, residual: Tensor, step: ForwardStep, backend: Backend) throws {
+        // A new pass that nobody prepared: read the last one's recorded lambdas before they are
+        // overwritten (a device backend waits here; `prepare` before the pass avoids that).
+        if layer <= lastLayer { try flushRecord() }
+        if plan?.step != step || plan?.version != version { try prepare(for: step, backend: backend) }
+        lastLayer = layer
+        guard let plan, layer < plan.calls.count, !plan.calls[layer].isEmpty,
+              let heads = layerHeads[layer], let indexTensor = plan.headIndex, let alphaTensor = plan.alpha,
+              let lambdaTensor = plan.lambda else { return }
+        let n = step.rowCount
+        guard residual.shape == [n, hiddenSize] else {
+            throw TillerError.shapeMismatch(op: "steering", detail: "residual \(residual) for \(n) rows of \(hiddenSize)")
+        }
+        for call in plan.calls[layer] {
+            let offset = call * n
+            try backend.psrHead(residual, heads: heads,
+                                headIndex: try view(indexTensor, offset, n), alpha: try view(alphaTensor, offset, n),
+                                lambda: try view(lambdaTensor, offset, n))
+        }
+        if let recorded = recordedRequest, layer == plan.callLayer.last, plan.slots.contains(where: { $0?.request == recorded }) {
+            pendingRecord = plan
+        }
+    }
+
+    private func view(_ t: Tensor, _ offset: Int, _ count: Int) throws -> Tensor {
+        try Tensor(buffer: t.buffer, byteOffset: t.byteOffset + offset * t.dtype.byteSize, shape: [count], dtype: t.dtype)
+    }
+
+    // MARK: Lambdas
+
+    /// The coefficients recorded for `recordedRequest` so far, in pass order, and within a pass
+    /// by layer, application and position.
+    public func recordedLambdas() throws -> [LambdaRecord] {
+        try flushRecord()
+        return records
+    }
+
+    /// Reads the lambdas of the last pass (it has run by now: nothing is recorded after it until
+    /// the next `prepare`) for the recorded request's rows.
+    private func flushRecord() throws {
+        guard let pending = pendingRecord else { return }
+        pendingRecord = nil
+        guard let recorded = recordedRequest, let lambdaTensor = pending.lambda,
+              let slot = pending.slots.firstIndex(where: { $0?.request == recorded }) else { return }
+        let n = pending.step.rowCount, t = pending.step.rowsPerSequence
+        let values = try backend.floats(try view(lambdaTensor, 0, pending.callLayer.count * n))
+        for (call, layer) in pending.callLayer.enumerated() {
+            for r in 0..<min(pending.step.batch.lengths[slot], t) {
+                let row = slot * t + r, application = pending.rowApplication[call][row]
+                guard application >= 0 else { continue }
+                records.append(LambdaRecord(layer: layer, application: application,
+                                            position: pending.step.batch.starts[slot] + r, lambda: values[call * n + row]))
+            }
+        }
+    }
+}
