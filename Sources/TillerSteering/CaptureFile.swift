@@ -48,6 +48,15 @@ public struct CaptureInfo: Sendable, Equatable {
 
     /// Reads the JSON back, failing in one line naming `path`.
     public init(json: String, path: String) throws {
+        self = try Self.read(json: json, path: path, requireModel: true).info
+    }
+
+    /// The one reader of the metadata JSON. Checks the version, the types of every key, that the
+    /// layers are distinct, ascending and not empty, and that the model (when recorded) agrees with
+    /// the hidden size and has every captured layer. `requireModel: false` accepts a description
+    /// without "model" (fitting needs none; `model` is then nil and `info.model` a placeholder
+    /// that names no checkpoint).
+    static func read(json: String, path: String, requireModel: Bool) throws -> (info: CaptureInfo, model: ModelFingerprint?) {
         func bad(_ detail: String) -> TillerError { .io(path: path, detail: "\(CaptureInfo.metadataKey): \(detail)") }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else {
             throw bad("not a JSON object")
@@ -68,17 +77,37 @@ public struct CaptureInfo: Sendable, Equatable {
         }
         guard let layerList = object["layers"] as? [NSNumber] else { throw bad("\"layers\" must be a list of integers") }
         let layers = try layerList.map { n -> Int in
-            guard let v = Int(exactly: n.doubleValue), v >= 0 else { throw bad("\"layers\" must hold layer indices >= 0") }
+            guard String(cString: n.objCType) != "c", let v = Int(exactly: n.doubleValue), v >= 0 else {
+                throw bad("\"layers\" must hold layer indices >= 0")
+            }
             return v
         }
-        guard let model = object["model"] as? [String: Any] else { throw bad("\"model\" must be an object") }
-        let fingerprint = ModelFingerprint(architecture: try string(model, "architecture"), modelType: try string(model, "model_type"),
-                                           hiddenSize: try int(model, "hidden_size"), layerCount: try int(model, "layer_count"),
-                                           weightsHeaderHash: try string(model, "weights_header_hash"))
-        self.init(layers: layers, hiddenSize: try int(object, "hidden_size"), rows: try int(object, "rows"),
-                  triplets: try int(object, "triplets"), model: fingerprint, source: try string(object, "source"), version: version)
-        guard hiddenSize > 0, rows >= 0, triplets >= 0 else { throw bad("hidden_size, rows and triplets must be positive") }
+        guard !layers.isEmpty else { throw bad("\"layers\" is empty: the capture holds no layer") }
         guard Set(layers).count == layers.count, layers == layers.sorted() else { throw bad("\"layers\" must be ascending and distinct") }
+        let hiddenSize = try int(object, "hidden_size"), rows = try int(object, "rows"), triplets = try int(object, "triplets")
+        guard hiddenSize > 0, rows >= 0, triplets >= 0 else { throw bad("hidden_size must be positive, rows and triplets not negative") }
+        let source = try string(object, "source")
+
+        var recorded: ModelFingerprint?
+        if let value = object["model"] {
+            guard let model = value as? [String: Any] else { throw bad("\"model\" must be an object") }
+            let fingerprint = ModelFingerprint(architecture: try string(model, "architecture"), modelType: try string(model, "model_type"),
+                                               hiddenSize: try int(model, "hidden_size"), layerCount: try int(model, "layer_count"),
+                                               weightsHeaderHash: try string(model, "weights_header_hash"))
+            guard fingerprint.hiddenSize == hiddenSize else {
+                throw bad("hidden_size \(hiddenSize) differs from the model's hidden size \(fingerprint.hiddenSize)")
+            }
+            if let layer = layers.first(where: { $0 >= fingerprint.layerCount }) {
+                throw bad("layer \(layer) is captured, but the model has \(fingerprint.layerCount) layers")
+            }
+            recorded = fingerprint
+        } else if requireModel {
+            throw bad("\"model\" must be an object")
+        }
+        let placeholder = ModelFingerprint(architecture: "", modelType: "", hiddenSize: hiddenSize, layerCount: 0, weightsHeaderHash: "")
+        let info = CaptureInfo(layers: layers, hiddenSize: hiddenSize, rows: rows, triplets: triplets,
+                               model: recorded ?? placeholder, source: source, version: version)
+        return (info, recorded)
     }
 }
 
@@ -229,8 +258,10 @@ public final class CaptureWriter {
 }
 
 /// A capture file read back (memory-mapped): the metadata, the per-row tensors and views of each
-/// layer's h and delta. Every tensor's name, dtype and shape is checked on open, one-line errors
-/// naming the file.
+/// layer's h and delta. The one reader of the format: `tiller analyze` uses it directly and the
+/// fitting methods through `CaptureData`. Every check is made on open: the metadata (`CaptureInfo`),
+/// each tensor's name, dtype and shape (no tensor missing, none extra), the triplet index and the
+/// role of every row; each problem is one line naming the file and the tensor.
 public final class CaptureFile {
     public let path: String
     public let file: SafetensorsFile
@@ -241,23 +272,37 @@ public final class CaptureFile {
     public let role: [Int32]
     /// Rows of triplet e: rows are written in triplet order, so each triplet's rows are contiguous.
     public let exampleRows: [Range<Int>]
+    /// The model the metadata records; nil only when opened with `requireModel: false` and the
+    /// metadata has none (then `info.model` is a placeholder).
+    let recordedModel: ModelFingerprint?
 
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(path: path, requireModel: true)
+    }
+
+    init(path: String, requireModel: Bool) throws {
         self.path = path
         let file = try SafetensorsFile(path: path)
         func bad(_ detail: String) -> TillerError { .io(path: path, detail: detail) }
         guard let json = file.metadata[CaptureInfo.metadataKey] else {
             throw bad("not a Tiller capture file (no \"\(CaptureInfo.metadataKey)\" in the safetensors __metadata__)")
         }
-        let info = try CaptureInfo(json: json, path: path)
+        let (info, recorded) = try CaptureInfo.read(json: json, path: path, requireModel: requireModel)
         self.file = file
         self.info = info
+        recordedModel = recorded
         let n = info.rows, d = info.hiddenSize
         func check(_ name: String, _ dtype: DType, _ shape: [Int]) throws -> SafetensorsEntry {
             let entry: SafetensorsEntry
-            do { entry = try file.entry(name) } catch { throw bad("missing tensor '\(name)'") }
+            do {
+                entry = try file.entry(name)
+            } catch {
+                if file.unsupportedEntries[name] != nil { throw error }   // present, in a dtype Tiller cannot hold: says which
+                let layer = name.hasPrefix("layers.") ? " (every captured layer has layers.L.h and layers.L.delta)" : ""
+                throw bad("missing tensor '\(name)'\(layer)")
+            }
             guard entry.dtype == dtype, entry.shape == shape else {
-                throw bad("tensor '\(name)' is \(entry.dtype) \(entry.shape), expected \(dtype) \(shape)")
+                throw bad("tensor '\(name)' is \(entry.dtype) \(entry.shape), expected \(dtype) \(shape) (\(n) rows, hidden size \(d))")
             }
             return entry
         }
@@ -265,9 +310,10 @@ public final class CaptureFile {
             let raw = file.bytes(try check(name, .i32, [n]))
             return (0..<n).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
         }
-        let example = try ints(CaptureTensor.example), role = try ints(CaptureTensor.role)
         tokens = try ints(CaptureTensor.tokens)
+        let example = try ints(CaptureTensor.example)
         position = try ints(CaptureTensor.position)
+        let role = try ints(CaptureTensor.role)
         self.example = example
         self.role = role
         var expected: Set<String> = [CaptureTensor.tokens, CaptureTensor.example, CaptureTensor.position, CaptureTensor.role]
@@ -277,20 +323,22 @@ public final class CaptureFile {
             expected.formUnion([CaptureTensor.h(layer), CaptureTensor.delta(layer)])
         }
         if let extra = file.tensorNames.first(where: { !expected.contains($0) }) {
-            throw bad("unexpected tensor '\(extra)' (the metadata lists layers \(info.layers))")
+            throw bad("unexpected tensor '\(JSONText.excerpt(extra))' (the metadata lists layers \(info.layers.map(String.init).joined(separator: ", ")))")
+        }
+        if let r = role.firstIndex(where: { CaptureRole(rawValue: $0) == nil }) {
+            throw bad("tensor 'role' holds \(role[r]) at row \(r); roles are 0 (prompt), 1 (last prompt token), 2 (answer)")
         }
         var ranges = [Range<Int>](repeating: 0..<0, count: info.triplets)
         var r = 0
         while r < n {
             let e = Int(example[r])
-            guard e >= 0, e < info.triplets else { throw bad("row \(r) belongs to triplet \(e) of \(info.triplets)") }
+            guard e >= 0, e < info.triplets else { throw bad("tensor 'example' says row \(r) belongs to triplet \(e), the capture has \(info.triplets)") }
             var end = r
             while end < n, example[end] == example[r] { end += 1 }
-            guard ranges[e].isEmpty else { throw bad("the rows of triplet \(e) are not contiguous") }
+            guard ranges[e].isEmpty else { throw bad("tensor 'example': the rows of triplet \(e) are not contiguous") }
             ranges[e] = r..<end
             r = end
         }
-        if let r = role.firstIndex(where: { CaptureRole(rawValue: $0) == nil }) { throw bad("row \(r) has role \(role[r]) (0, 1 or 2)") }
         exampleRows = ranges
     }
 
@@ -298,11 +346,15 @@ public final class CaptureFile {
     public var hiddenSize: Int { info.hiddenSize }
     public var layers: [Int] { info.layers }
 
+    /// The error for a layer the capture does not hold, naming the tensor asked for.
+    func notCaptured(_ layer: Int, delta: Bool = false) -> TillerError {
+        .io(path: path, detail: "no tensor '\(delta ? CaptureTensor.delta(layer) : CaptureTensor.h(layer))': "
+            + "the capture holds layers \(layers.map(String.init).joined(separator: ", "))")
+    }
+
     /// The bytes of layer `layer`'s h (`delta: false`) or delta, rows `rows`: f32 row-major.
     public func bytes(layer: Int, delta: Bool, rows: Range<Int>) throws -> UnsafeRawBufferPointer {
-        guard layers.contains(layer) else {
-            throw TillerError.io(path: path, detail: "layer \(layer) is not captured (layers \(layers))")
-        }
+        guard layers.contains(layer) else { throw notCaptured(layer, delta: delta) }
         guard rows.lowerBound >= 0, rows.upperBound <= rowCount else {
             throw TillerError.indexOutOfRange(op: "capture", detail: "rows \(rows) of \(rowCount)")
         }
@@ -315,5 +367,22 @@ public final class CaptureFile {
     public func floats(layer: Int, delta: Bool, rows: Range<Int>) throws -> [Float] {
         let raw = try bytes(layer: layer, delta: delta, rows: rows)
         return (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+    }
+
+    /// Refuses, naming the file and both models, a model other than the capture's: another
+    /// hidden size, too few layers, or (when the capture records a model) another architecture or
+    /// weights header hash.
+    func check(against target: ModelFingerprint) throws {
+        func bad(_ detail: String) -> TillerError { .io(path: path, detail: detail) }
+        let madeWith = recordedModel.map { " (made with \($0.summary))" } ?? ""
+        guard hiddenSize == target.hiddenSize else {
+            throw bad("the capture has hidden size \(hiddenSize)\(madeWith), but the model has \(target.hiddenSize) (\(target.summary))")
+        }
+        if let layer = layers.first(where: { $0 >= target.layerCount }) {
+            throw bad("the capture holds layer \(layer)\(madeWith), but the model has \(target.layerCount) layers (\(target.summary))")
+        }
+        if let model = recordedModel, model.weightsHeaderHash != target.weightsHeaderHash || model.architecture != target.architecture {
+            throw bad("the capture was made with another model: \(model.summary); this model: \(target.summary)")
+        }
     }
 }

@@ -23,7 +23,7 @@ struct Analyze: ParsableCommand {
     @Option(help: "The captured model's directory: token texts in the report, and replaying --steer files.")
     var model: String?
 
-    @Option(help: "A steering file to compare with Delta_PS (repeatable).")
+    @Option(help: "A steering file (.safetensors) or control vector (.gguf) to compare with Delta_PS (repeatable).")
     var steer: [String] = []
 
     @Option(help: "The triplets file the capture was made from (default: the one it records).")
@@ -91,14 +91,21 @@ struct Analyze: ParsableCommand {
                 transformer = try TransformerModel.load(directory: model, backend: backend)
             }
             for path in steer {
-                let steering = try SteeringFile.read(path: path)
-                try steering.check(against: fingerprint ?? info.model, path: path)
+                // A steering file, or a llama.cpp/repeng control vector read as `generate --steer` reads it.
+                let intervention: Intervention
+                if path.lowercased().hasSuffix(".gguf") {
+                    intervention = try ControlVector.read(path: path).intervention(for: fingerprint ?? info.model, path: path)
+                } else {
+                    let steering = try SteeringFile.read(path: path)
+                    try steering.check(against: fingerprint ?? info.model, path: path)
+                    intervention = steering.intervention
+                }
                 if let transformer {
                     let bar = ProgressBar(enabled: ProgressBar.stderrIsTerminal)
                     let started = DispatchTime.now().uptimeNanoseconds
                     var status = GenerationProgress(totalRequests: info.triplets)
                     do {
-                        analysis.replays.append(try analyzer.replay(steering.intervention, name: path, model: transformer, unsteeredPrompts: prompts,
+                        analysis.replays.append(try analyzer.replay(intervention, name: path, model: transformer, unsteeredPrompts: prompts,
                                                                     systemLengths: systemLengths, norms: analysis.norms, progress: { done in
                             status.finishedRequests = done
                             status.elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
@@ -109,7 +116,7 @@ struct Analyze: ParsableCommand {
                     }
                     bar.close(status)
                 } else {
-                    analysis.replays.append(try analyzer.projectionsOnly(steering.intervention, name: path, norms: analysis.norms))
+                    analysis.replays.append(try analyzer.projectionsOnly(intervention, name: path, norms: analysis.norms))
                 }
             }
         }

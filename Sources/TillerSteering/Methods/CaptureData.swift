@@ -21,14 +21,17 @@ public enum FitRows: String, Sendable, CaseIterable {
     }
 }
 
-/// A capture file written by `tiller capture` (the format of /docs/steering.md, "Captures"), opened
-/// for fitting: the row tensors are read at open time and every layer's `h` and `delta` is checked
-/// (present, F32, [rows, hidden]); a layer's rows are read into backend tensors on request.
+/// A capture file written by `tiller capture` (the format of docs/steering.md, "Capture and
+/// analysis"), opened for fitting. A thin layer over `CaptureFile`, which reads and checks the
+/// format (the metadata, every tensor's name, dtype and shape, the roles and triplet indices);
+/// this adds what fitting needs: row selections by role, the check against the model a steering
+/// file is fitted for, and a layer's chosen rows uploaded to a backend. Unlike `CaptureFile`, it
+/// accepts a capture whose metadata records no model (the fit then checks shapes only).
 ///
 /// Every problem is one line naming the file and the tensor.
 public final class CaptureData {
     /// The `__metadata__` key holding the capture's JSON description.
-    public static let metadataKey = "tiller.capture"
+    public static let metadataKey = CaptureInfo.metadataKey
 
     public let path: String
     /// N: captured positions over all triplets.
@@ -39,94 +42,30 @@ public final class CaptureData {
     public let layers: [Int]
     /// Per row: 0 prompt, 1 last prompt token, 2 answer.
     public let roles: [Int32]
-    /// Per row: the triplet's index (all 0 when the file has no `example` tensor).
+    /// Per row: the triplet's index.
     public let examples: [Int32]
-    /// The model the capture was made with, when its metadata names one completely.
+    /// The model the capture was made with, when its metadata records one.
     public let model: ModelFingerprint?
-    /// The capture's JSON description (`__metadata__["tiller.capture"]`), when present.
+    /// The capture's JSON description (`__metadata__["tiller.capture"]`) as parsed JSON.
     public let info: [String: Any]?
 
-    private let file: SafetensorsFile
+    private let capture: CaptureFile
 
     public init(path: String) throws {
-        let file = try SafetensorsFile(path: path)
-        func bad(_ detail: String) -> TillerError { .io(path: path, detail: detail) }
-        self.file = file
+        let capture = try CaptureFile(path: path, requireModel: false)
+        guard capture.rowCount > 0 else {
+            throw TillerError.io(path: path, detail: "the capture has no rows (no triplet shares tokens at its end): nothing to fit")
+        }
+        self.capture = capture
         self.path = path
-
-        var description: [String: Any]? = nil
-        if let json = file.metadata[Self.metadataKey] {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
-                throw bad("\"\(Self.metadataKey)\" metadata is not a JSON object")
-            }
-            if let version = object["version"] as? Int, version != 1 {
-                throw bad("unknown capture format version \(version) (this Tiller reads version 1)")
-            }
-            description = object
-        }
-        self.info = description
-
-        // Rows: the role tensor is the one every method needs.
-        let roles = try Self.integers(file, "role", path: path, rows: nil)
-        let n = roles.count
-        guard n > 0 else { throw bad("tensor 'role' has no rows: the capture is empty") }
-        if let bad = roles.first(where: { !(0...2).contains($0) }) {
-            throw TillerError.io(path: path, detail: "tensor 'role' holds \(bad); roles are 0 (prompt), 1 (last prompt token), 2 (answer)")
-        }
-        self.roles = roles
-        rowCount = n
-        examples = file.entries["example"] == nil ? [Int32](repeating: 0, count: n)
-            : try Self.integers(file, "example", path: path, rows: n)
-        for name in ["tokens", "position"] where file.entries[name] != nil {
-            _ = try Self.integers(file, name, path: path, rows: n)
-        }
-
-        // Layers: from the tensor names, and from the metadata when it lists them.
-        var found = Set<Int>()
-        for name in file.tensorNames where name.hasPrefix("layers.") {
-            let parts = name.split(separator: ".", omittingEmptySubsequences: false)
-            guard parts.count == 3, let layer = Int(parts[1]), layer >= 0, parts[2] == "h" || parts[2] == "delta" else {
-                throw bad("unexpected tensor '\(JSONText.excerpt(name))' (captures hold layers.L.h and layers.L.delta)")
-            }
-            found.insert(layer)
-        }
-        if let listed = description?["layers"] as? [Any] {
-            for value in listed {
-                guard let layer = value as? Int else { throw bad("\"\(Self.metadataKey)\" metadata: \"layers\" must be integers") }
-                found.insert(layer)
-            }
-        }
-        guard !found.isEmpty else { throw bad("no layers.L.h / layers.L.delta tensors: the capture holds no layer") }
-        layers = found.sorted()
-
-        var d = description?["hidden_size"] as? Int
-        for layer in layers {
-            for part in ["h", "delta"] {
-                let name = "layers.\(layer).\(part)"
-                let entry: SafetensorsEntry
-                do {
-                    entry = try file.entry(name)
-                } catch {
-                    throw bad("no tensor '\(name)' (layer \(layer) needs both layers.\(layer).h and layers.\(layer).delta)")
-                }
-                guard entry.dtype == .f32 else { throw bad("tensor '\(name)' is \(entry.dtype), captures are F32") }
-                let width = d ?? (entry.shape.count == 2 ? entry.shape[1] : -1)
-                guard entry.shape == [n, width], width > 0 else {
-                    throw bad("tensor '\(name)' has shape \(entry.shape), expected [\(n), \(d.map(String.init) ?? "hidden")] (rows from 'role')")
-                }
-                d = width
-            }
-        }
-        hiddenSize = d!
-
-        if let m = description?["model"] as? [String: Any], let architecture = m["architecture"] as? String,
-           let hash = m["weights_header_hash"] as? String, let hidden = m["hidden_size"] as? Int,
-           let layerCount = m["layer_count"] as? Int {
-            model = ModelFingerprint(architecture: architecture, modelType: m["model_type"] as? String ?? "",
-                                     hiddenSize: hidden, layerCount: layerCount, weightsHeaderHash: hash)
-        } else {
-            model = nil
-        }
+        rowCount = capture.rowCount
+        hiddenSize = capture.hiddenSize
+        layers = capture.layers
+        roles = capture.role
+        examples = capture.example
+        model = capture.recordedModel
+        info = capture.file.metadata[CaptureInfo.metadataKey]
+            .flatMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
     }
 
     /// The indices of the rows a selection keeps, in file order.
@@ -136,46 +75,31 @@ public final class CaptureData {
 
     /// Refuses, naming the file and both models, a capture made with another model than the one
     /// a steering file is being fitted for: a different hidden size, a layer the model does not
-    /// have, or (when the capture records it) another weights header hash.
+    /// have, or (when the capture records it) another architecture or weights header hash.
     public func check(against target: ModelFingerprint) throws {
-        func bad(_ detail: String) -> TillerError { .io(path: path, detail: detail) }
-        guard hiddenSize == target.hiddenSize else {
-            throw bad("the capture has hidden size \(hiddenSize), but the model has \(target.hiddenSize) (\(target.summary))")
-        }
-        if let layer = layers.first(where: { $0 >= target.layerCount }) {
-            throw bad("the capture holds layer \(layer), but the model has \(target.layerCount) layers (\(target.summary))")
-        }
-        if let model, model.weightsHeaderHash != target.weightsHeaderHash || model.architecture != target.architecture {
-            throw bad("the capture was made with another model: \(model.summary); this model: \(target.summary)")
-        }
+        try capture.check(against: target)
     }
 
     /// Layer `layer`'s unsteered activations and Delta_PS at the given rows (indices into the
     /// capture), uploaded to `backend`.
     public func activations(layer: Int, rows: [Int], on backend: any Backend) throws -> LayerActivations {
-        guard layers.contains(layer) else {
-            throw TillerError.io(path: path, detail: "no tensor 'layers.\(layer).h': the capture holds layers \(layers.map(String.init).joined(separator: ", "))")
-        }
+        guard layers.contains(layer) else { throw capture.notCaptured(layer) }
         guard !rows.isEmpty else {
             throw TillerError.io(path: path, detail: "no rows selected at layer \(layer)")
         }
         if let r = rows.first(where: { $0 < 0 || $0 >= rowCount }) {
             throw TillerError.io(path: path, detail: "row \(r) is outside the capture's \(rowCount) rows")
         }
-        let h = try upload("layers.\(layer).h", rows: rows, backend: backend)
-        let delta = try upload("layers.\(layer).delta", rows: rows, backend: backend)
+        let h = try upload(layer: layer, delta: false, rows: rows, backend: backend)
+        let delta = try upload(layer: layer, delta: true, rows: rows, backend: backend)
         return try LayerActivations(layer: layer, h: h, delta: delta,
                                     roles: rows.map { roles[$0] }, examples: rows.map { examples[$0] })
     }
 
-    /// Copies the chosen rows of an F32 [N, d] tensor from the mapping into a backend tensor.
-    private func upload(_ name: String, rows: [Int], backend: any Backend) throws -> Tensor {
-        let entry = try file.entry(name)
-        let source = file.bytes(entry)
+    /// Copies the chosen rows of layer `layer`'s h or delta from the mapping into a backend tensor.
+    private func upload(layer: Int, delta: Bool, rows: [Int], backend: any Backend) throws -> Tensor {
+        let source = try capture.bytes(layer: layer, delta: delta, rows: 0..<rowCount)
         let rowBytes = hiddenSize * 4
-        guard source.count == rowCount * rowBytes else {
-            throw TillerError.io(path: path, detail: "tensor '\(name)' holds \(source.count) bytes, expected \(rowCount * rowBytes)")
-        }
         let out = try backend.empty([rows.count, hiddenSize])
         if rows.count == rowCount, rows.elementsEqual(0..<rowCount) {
             try backend.upload(source, to: out)
@@ -190,35 +114,6 @@ public final class CaptureData {
         }
         try staged.withUnsafeBytes { try backend.upload($0, to: out) }
         return out
-    }
-
-    /// A per-row integer tensor (`role`, `example`, ...): I32 as the format says (F32 holding
-    /// integers is accepted too), one value per row.
-    static func integers(_ file: SafetensorsFile, _ name: String, path: String, rows: Int?) throws -> [Int32] {
-        let entry: SafetensorsEntry
-        do {
-            entry = try file.entry(name)
-        } catch {
-            throw TillerError.io(path: path, detail: "no tensor '\(name)' (a capture has role, example, position and tokens per row)")
-        }
-        guard entry.shape.count == 1, rows == nil || entry.shape[0] == rows! else {
-            throw TillerError.io(path: path, detail: "tensor '\(name)' has shape \(entry.shape), expected [\(rows.map(String.init) ?? "rows")]")
-        }
-        let raw = file.bytes(entry)
-        switch entry.dtype {
-        case .i32:
-            return (0..<entry.count).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
-        case .f32:
-            return try (0..<entry.count).map {
-                let x = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
-                guard x == x.rounded(), abs(x) < 2e9 else {
-                    throw TillerError.io(path: path, detail: "tensor '\(name)' holds \(x) at index \($0), not an integer")
-                }
-                return Int32(x)
-            }
-        default:
-            throw TillerError.io(path: path, detail: "tensor '\(name)' is \(entry.dtype), expected I32")
-        }
     }
 }
 
