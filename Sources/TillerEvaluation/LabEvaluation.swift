@@ -2,6 +2,7 @@ import Foundation
 import TillerCore
 import TillerLab
 import TillerModels
+import TillerSteering
 
 /// Runs held-out lab examples through a model and judges the answers: each example's prompt (steered
 /// or bare) goes through the model's chat template with the generation prompt, is decoded greedily up
@@ -75,5 +76,81 @@ public final class LabEvaluation {
                              scores: LabJudge.score(target: targets[i], topic: examples[i].topic, answer: results[i].completion))
         }
         return LabEvaluationReport(kind: kind, steer: steer, rows: rows, generation: last)
+    }
+
+    /// Tokens of a prompt that are its system prompt: the leading system messages rendered alone (no
+    /// generation prompt), as far as their tokens agree with the prompt's; 0 without one. What a
+    /// `question_and_answer` location leaves out.
+    public func systemLength(_ messages: [LabMessage], ids: [Int32]) throws -> Int {
+        let system = messages.prefix { $0.role == "system" }
+        guard !system.isEmpty else { return 0 }
+        let text = try template.render(system.map { ChatMessage(role: $0.role, content: $0.content) }, addGenerationPrompt: false)
+        let prefix = try tokenizer.encode(text, addSpecialTokens: false)
+        return zip(prefix, ids).prefix { $0 == $1 }.count
+    }
+
+    /// Generates and judges one answer per request, all in one batched run: each request's prompt
+    /// (bare or with its steering text) is steered by its intervention, if any, through one
+    /// `SteeringHook` over `interventions`, so differently steered requests share batches. Rows come
+    /// back in the requests' order; every example needs a target.
+    public func answer(_ requests: [LabRequest], interventions: [Intervention] = [],
+                       maxNewTokens: Int = LabEvaluation.defaultMaxNewTokens,
+                       batchSize: Int = LabEvaluation.defaultBatchSize,
+                       progress: ((GenerationProgress) -> Void)? = nil) throws -> (rows: [LabEvaluationRow], generation: GenerationProgress) {
+        var targets: [LabTarget] = []
+        for request in requests {
+            guard let target = request.example.target else {
+                throw TillerError.invalidArgument(op: "lab eval", detail: "\(request.example.id) has no steering target")
+            }
+            if let index = request.intervention, !interventions.indices.contains(index) {
+                throw TillerError.invalidArgument(op: "lab eval", detail: "intervention \(index) of \(interventions.count)")
+            }
+            targets.append(target)
+        }
+        let options = GenerationOptions(maxNewTokens: maxNewTokens, temperature: 0)
+        var generationRequests: [GenerationRequest] = [], steering: [SequenceSteering] = []
+        let prompts = requests.map { $0.example.promptMessages(steered: $0.prompted) }
+        for (request, messages) in zip(requests, prompts) {
+            let ids = try promptIDs(messages)
+            generationRequests.append(GenerationRequest(promptIDs: ids, options: options))
+            if let index = request.intervention {
+                steering.append(SequenceSteering([SteeringApplication(intervention: index, alpha: request.alpha)],
+                                                 systemLength: try systemLength(messages, ids: ids)))
+            } else {
+                steering.append(.unsteered)
+            }
+        }
+        let hook = interventions.isEmpty ? nil : try SteeringHook(model: model, interventions: interventions, requests: steering)
+        let generator = try Generator(model: model, tokenizer: tokenizer, batchSize: batchSize)
+        var last = GenerationProgress(totalRequests: requests.count)
+        let results = try generator.generate(generationRequests, hook: hook, progress: { p in
+            last = p
+            progress?(p)
+        })
+        let rows = requests.indices.map { i in
+            LabEvaluationRow(example: requests[i].example, messages: prompts[i], answer: results[i].completion,
+                             stopReason: results[i].stopReason,
+                             scores: LabJudge.score(target: targets[i], topic: requests[i].example.topic, answer: results[i].completion))
+        }
+        return (rows, last)
+    }
+}
+
+/// One answer for `LabEvaluation.answer(_:interventions:)`: an example asked bare (x) or with its
+/// steering text (x'), and optionally steered by one of the interventions at a strength.
+public struct LabRequest: Sendable {
+    public var example: LabExample
+    /// Ask with the steering text (x') rather than the bare question (x).
+    public var prompted: Bool
+    /// Index into the interventions; nil: no activation steering.
+    public var intervention: Int?
+    /// The strength; nil: the intervention's own alpha.
+    public var alpha: Float?
+
+    public init(example: LabExample, prompted: Bool, intervention: Int? = nil, alpha: Float? = nil) {
+        self.example = example
+        self.prompted = prompted
+        self.intervention = intervention
+        self.alpha = alpha
     }
 }

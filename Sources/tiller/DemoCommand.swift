@@ -10,7 +10,11 @@ struct Demo: ParsableCommand {
         discussion: """
             Six held-out lab questions (two per kind: concept, persona, format; the steering text once \
             in the system message, once before the question) are answered greedily without and with \
-            their steering prompt, and the exact judges score both answers against the steering target.
+            their steering prompt, and the exact judges score both answers against the steering target. \
+            Then activation steering: DiffMean and a local PSR head are fitted for one concept from a \
+            small capture of its train triplets, each keeps the AxBench factor that scores best on a \
+            few held-out questions, and one more held-out question is answered with the prompt and \
+            with each (the full comparison: tiller lab compare).
             """)
 
     @OptionGroup var modelOption: LabModelOption
@@ -21,12 +25,15 @@ struct Demo: ParsableCommand {
         let started = DispatchTime.now().uptimeNanoseconds
         let directory = try modelOption.resolve()
         let seed = HeldOutExamples.cardSeed(modelDirectory: directory) ?? HeldOutExamples.defaultSeed
-        let examples = DemoTour.select(try HeldOutExamples.corpus(seed: seed))
+        let heldout = try HeldOutExamples.corpus(seed: seed)
+        let examples = DemoTour.select(heldout)
         let backend = try backendOptions.make()
         let evaluation = try LabEvaluation.load(directory: directory, backend: backend)
         let bar = ProgressBar(enabled: ProgressBar.stderrIsTerminal)
         let tour = try DemoTour.run(examples, evaluation: evaluation, progress: { bar.update($0) })
         bar.close(tour.generation)
+        let methods = try DemoMethods.run(heldout: heldout, seed: seed, evaluation: evaluation, progress: { bar.update($0) })
+        bar.close(methods.generation)
 
         print("""
             Tiller lab demo: a small Llama trained on the lab's generated chat language answers held-out
@@ -36,8 +43,11 @@ struct Demo: ParsableCommand {
         // The model's path can be long: it gets its own line (the tour fits 100 columns).
         print("model: \(directory)\n")
         print(tour.text())
+        print("")
+        print(methods.text().joined(separator: "\n"))
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         print(String(format: "\n%d answers, %d new tokens, %.1f s in all on %@. More: tiller lab eval --help",
-                     2 * tour.items.count, tour.generation.generatedTokens, seconds, backend.name))
+                     2 * tour.items.count + methods.generation.finishedRequests,
+                     tour.generation.generatedTokens + methods.generation.generatedTokens, seconds, backend.name))
     }
 }

@@ -6,7 +6,7 @@ import TillerLab
 struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The steering lab: a generated chat language with exact judges.",
-        subcommands: [LabCorpusCommand.self, LabEvalCommand.self])
+        subcommands: [LabCorpusCommand.self, LabEvalCommand.self, LabCompareCommand.self])
 }
 
 struct LabCorpusCommand: ParsableCommand {

@@ -3,6 +3,8 @@ import Foundation
 import TillerCore
 import TillerEvaluation
 import TillerLab
+import TillerModels
+import TillerSteering
 
 /// The kinds an evaluation can judge: those with a steering target.
 enum LabEvalKind: String, ExpressibleByArgument, CaseIterable {
@@ -18,12 +20,22 @@ struct LabEvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Answer held-out lab questions greedily and score the answers with the exact judges.",
         discussion: """
-            The examples are the first --limit of --kind in the held-out split: generated in memory for \
-            the corpus seed (--seed, default the one the model card records, else 1) or read from \
-            --heldout FILE. --steer prompt asks with the steering text, --steer none asks the bare \
-            question; both are judged against the example's target. Prints the mean of every metric \
-            overall and per placement (concept metrics 0-2, trait and coherence 0-100, pass a rate \
-            0-1), or with --json one document with every answer.
+            The examples are the first --limit of --kind (and of --target, when given) in the held-out \
+            split: generated in memory for the corpus seed (--seed, default the one the model card \
+            records, else 1) or read from --heldout FILE. --steer prompt asks with the steering text, \
+            --steer none asks the bare question; both are judged against the example's target. \
+            --steer FILE[:ALPHA] asks the bare question steered by a steering file (Tiller \
+            .safetensors or a .gguf control vector, made for this model) at ALPHA (default: the \
+            file's alpha); --with-prompt stacks it on the steering prompt instead. A file is made for \
+            one target: give --target (a concept, a trait, a format type or a format such as \
+            "end_with(the end)") so only its examples are asked. --factors 0.2,0.4,... (or axbench: \
+            AxBench's 0.2 ... 5.0) sweeps the file's strength as AxBench does: every factor (times \
+            ALPHA) answers the first half of the examples, the factor with the best headline score \
+            there is kept (concept: the aggregate; persona: the harmonic mean of trait/100 and \
+            coherence/100; format: pass rate x coherence/100), and the other half is answered at it \
+            and reported. Prints the mean of every metric overall and per placement (concept metrics \
+            0-2, trait and coherence 0-100, pass a rate 0-1), or with --json one document with every \
+            answer.
             """)
 
     @OptionGroup var modelOption: LabModelOption
@@ -31,8 +43,17 @@ struct LabEvalCommand: ParsableCommand {
     @Option(help: "The kind of steering target to evaluate.")
     var kind: LabEvalKind
 
-    @Option(help: "prompt: ask with the steering text; none: ask the bare question.")
-    var steer: LabSteerMode
+    @Option(help: ArgumentHelp("prompt: ask with the steering text; none: ask the bare question; FILE[:ALPHA]: steer the bare question with a steering file.", valueName: "prompt|none|file[:alpha]"))
+    var steer: String
+
+    @Flag(help: "With --steer FILE: steer the prompt-steered question (the file stacked on the prompt).")
+    var withPrompt = false
+
+    @Option(help: ArgumentHelp("Only examples of this target: a concept, a trait, a format type, or a format such as end_with(the end).", valueName: "name"))
+    var target: String?
+
+    @Option(help: ArgumentHelp("With --steer FILE: sweep these factors (comma-separated, or axbench) on the first half, score the second.", valueName: "list"))
+    var factors: String?
 
     @Option(help: ArgumentHelp("Most examples evaluated.", valueName: "n"))
     var limit = 60
@@ -66,9 +87,17 @@ struct LabEvalCommand: ParsableCommand {
         guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be positive") }
         guard show >= 0 else { throw ValidationError("--show must be >= 0") }
         if seed != nil && heldout != nil { throw ValidationError("give --seed or --heldout, not both") }
+        if LabSteerMode(rawValue: steer) != nil {
+            if withPrompt { throw ValidationError("--with-prompt needs --steer FILE (prompt steering is the prompt itself)") }
+            if factors != nil { throw ValidationError("--factors needs --steer FILE (there is nothing to scale)") }
+        }
     }
 
     func run() throws {
+        let mode = LabSteerMode(rawValue: steer)
+        let entry = try mode == nil ? Self.steerEntry(steer) : nil
+        let factorList = try factors.map(LabSweep.parseFactors)
+        let targetFilter = try target.map { try LabTargetFilter(kind: kind.kind, name: $0) }
         // A held-out file is read before the model is looked for, so a bad line is reported first.
         let fromFile = try heldout.map(HeldOutExamples.file)
         let directory = try modelOption.resolve()
@@ -84,36 +113,128 @@ struct LabEvalCommand: ParsableCommand {
             source = "the held-out split of corpus seed \(seed)"
             corpusSeed = seed
         }
-        let examples = HeldOutExamples.select(pool, kind: kind.kind, limit: limit)
+        let examples = HeldOutExamples.select(pool, kind: kind.kind, target: targetFilter, limit: limit)
+        let described = targetFilter.map { "\(kind.rawValue) \($0)" } ?? kind.rawValue
         guard !examples.isEmpty else {
-            throw TillerError.invalidArgument(op: "lab eval", detail: "no \(kind.rawValue) examples in \(source)")
+            throw TillerError.invalidArgument(op: "lab eval", detail: "no \(described) examples in \(source)")
+        }
+        if factorList != nil && examples.count < 2 {
+            throw TillerError.invalidArgument(op: "lab eval", detail: "--factors needs at least 2 examples (one per half), \(source) has \(examples.count) \(described) example")
+        }
+
+        // The steering file is read (and checked against the model) before the model is loaded.
+        var steering: (intervention: Intervention, alpha: Float)?
+        if entry != nil && targetFilter == nil {
+            printError("tiller: note: no --target, so every \(kind.rawValue) example is asked, whatever target the steering file was made for")
+        }
+        if let entry {
+            let files = GenerateSteering(modelDirectory: directory, named: [:])
+            let index = try files.intervention(entry.name)
+            let intervention = files.interventions[index]
+            steering = (intervention, entry.alpha ?? intervention.alpha)
         }
 
         let backend = try backendOptions.make()
         let evaluation = try LabEvaluation.load(directory: directory, backend: backend)
         let bar = ProgressBar(enabled: progress || ProgressBar.stderrIsTerminal)
-        let report = try evaluation.run(examples, steer: steer, maxNewTokens: maxNewTokens, batchSize: batchSize,
+        var extra: [String: Any] = ["model": directory, "backend": backend.name, "max_new_tokens": maxNewTokens,
+                                    "source": heldout ?? "corpus", "steer": steer]
+        if let corpusSeed { extra["seed"] = corpusSeed }
+        if let targetFilter { extra["target"] = targetFilter.name }
+        var header = "tiller lab eval: \(described), steer \(steer): the first \(examples.count) \(described) examples of \(source)"
+        var preamble: [String] = []
+        let report: LabEvaluationReport
+        var generation: GenerationProgress
+        if let mode {
+            report = try evaluation.run(examples, steer: mode, maxNewTokens: maxNewTokens, batchSize: batchSize,
                                         progress: { bar.update($0) })
-        bar.close(report.generation)
+            generation = report.generation
+            bar.close(generation)
+        } else if let steering, let factorList {
+            let arm = LabSweepArm(name: entry!.name, intervention: steering.intervention, alpha: steering.alpha, prompted: withPrompt)
+            var last = GenerationProgress(), lastStage = ""
+            let (results, total) = try evaluation.sweep(examples, arms: [arm], factors: factorList, maxNewTokens: maxNewTokens,
+                                                        batchSize: batchSize, progress: { stage, p in
+                                                            // One bar per run: the selection half's, then the evaluation half's.
+                                                            if stage != lastStage && !lastStage.isEmpty { bar.close(last) }
+                                                            lastStage = stage
+                                                            last = p
+                                                            bar.update(p)
+                                                        })
+            bar.close(last)
+            let result = results[0]
+            report = result.report
+            generation = total
+            let (selection, evaluated) = LabSweep.halves(examples.count)
+            header = "tiller lab eval: \(described), steer \(steer)\(withPrompt ? " on the steering prompt" : " on the bare question"): "
+                + "the first \(examples.count) \(described) examples of \(source); factors on the first \(selection.count), "
+                + "scored on the other \(evaluated.count)"
+            preamble = result.selectionTable()
+            extra["with_prompt"] = withPrompt
+            extra["intervention"] = Self.describe(steering.intervention)
+            extra["sweep"] = [
+                "factors": result.factors,
+                "alpha": Double(arm.alpha),
+                "selection_scores": result.selectionScores,
+                "selection_ids": result.selectionIDs,
+                "chosen_factor": result.chosenFactor,
+                "chosen_alpha": Double(result.chosenAlpha),
+                "headline": result.headline,
+                "headline_metric": LabHeadline.name(kind.kind),
+            ] as [String: Any]
+        } else if let steering {
+            let requests = examples.map { LabRequest(example: $0, prompted: withPrompt, intervention: 0, alpha: steering.alpha) }
+            let (rows, g) = try evaluation.answer(requests, interventions: [steering.intervention], maxNewTokens: maxNewTokens,
+                                                  batchSize: batchSize, progress: { bar.update($0) })
+            bar.close(g)
+            report = LabEvaluationReport(kind: kind.kind, steer: withPrompt ? .prompt : .none, rows: rows, generation: g)
+            generation = g
+            header = "tiller lab eval: \(described), steer \(steer)\(withPrompt ? " on the steering prompt" : " on the bare question") "
+                + "at alpha \(LabComparison.factorText(Double(steering.alpha))): the first \(examples.count) \(described) examples of \(source)"
+            extra["with_prompt"] = withPrompt
+            extra["intervention"] = Self.describe(steering.intervention)
+            extra["alpha"] = Double(steering.alpha)
+        } else {
+            preconditionFailure("--steer is prompt, none or a file")
+        }
 
         if json {
-            var extra: [String: Any] = ["model": directory, "backend": backend.name, "max_new_tokens": maxNewTokens,
-                                        "source": heldout ?? "corpus"]
-            if let corpusSeed { extra["seed"] = corpusSeed }
             print(try report.json(extra: extra))
         } else {
-            print("tiller lab eval: \(kind.rawValue), steer \(steer.rawValue): the first \(examples.count) \(kind.rawValue) "
-                  + "examples of \(source)")
+            print(header)
             print("model \(directory)")
+            if let steering {
+                let i = steering.intervention
+                print("steering: \(i.method), layer\(i.layers.count == 1 ? "" : "s") \(i.layers.map(String.init).joined(separator: ",")), "
+                      + "location \(i.location.name), file alpha \(LabComparison.factorText(Double(i.alpha)))")
+            }
             print("")
+            if !preamble.isEmpty {
+                print(preamble.joined(separator: "\n"))
+                print("")
+            }
             print(report.table())
             if show > 0 {
                 print("")
                 print(report.examples(show))
             }
         }
-        let g = report.generation
         printError(String(format: "tiller: %d answers, %d new tokens in %.2f s (%.1f tok/s) on %@",
-                          examples.count, g.generatedTokens, g.elapsed, g.tokensPerSecond, backend.name))
+                          generation.finishedRequests > 0 ? generation.finishedRequests : examples.count, generation.generatedTokens,
+                          generation.elapsed, generation.tokensPerSecond, backend.name))
+    }
+
+    /// "FILE" or "FILE:ALPHA" (as `tiller generate --steer`).
+    static func steerEntry(_ text: String) throws -> SteerEntry {
+        do {
+            return try SteerEntry(parsing: text)
+        } catch let problem as SteerEntry.Problem {
+            throw TillerError.invalidArgument(op: "--steer", detail: problem.description)
+        }
+    }
+
+    static func describe(_ intervention: Intervention) -> [String: Any] {
+        ["method": intervention.method, "layers": intervention.layers, "location": intervention.location.name,
+         "alpha": Double(intervention.alpha)]
     }
 }

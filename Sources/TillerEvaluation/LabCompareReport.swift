@@ -1,0 +1,132 @@
+import Foundation
+import TillerLab
+import TillerSteering
+
+/// `tiller lab compare`'s outputs: one table (rows: unsteered, prompt and each method; columns: the
+/// targets), as plain text, as markdown, and as JSON with every number.
+public extension LabComparison {
+    /// The methods' rows in table order.
+    var methodOrder: [String] { ["unsteered", "prompt"] + settings.methods.map(\.rawValue) }
+
+    /// What a column shows for its kind.
+    static func metricLabel(_ kind: LabKind) -> String {
+        switch kind {
+        case .concept: return "aggregate"
+        case .persona: return "trait/coherence"
+        case .format: return "pass/coherence"
+        case .none: return "-"
+        }
+    }
+
+    /// A cell: concept "1.85", persona "92/100", format "0.95/98"; then "@2.5", the factor kept.
+    static func cellText(_ cell: Cell, kind: LabKind) -> String {
+        let m = cell.means
+        var text: String
+        switch kind {
+        case .concept: text = String(format: "%.2f", m["aggregate"] ?? 0)
+        case .persona: text = String(format: "%.0f/%.0f", m["trait"] ?? 0, m["coherence"] ?? 0)
+        case .format: text = String(format: "%.2f/%.0f", m["pass"] ?? 0, m["coherence"] ?? 0)
+        case .none: text = "-"
+        }
+        if let factor = cell.factor { text += " @\(factorText(factor))" }
+        return text
+    }
+
+    /// The table as plain text: a header of two lines (kind and metric, target) over the rows.
+    func table() -> String {
+        let headers = results.map { ("\($0.kind.rawValue) \(LabComparison.metricLabel($0.kind))", $0.target.name) }
+        let cells = methodOrder.map { method in
+            results.map { result in result.cell(method).map { LabComparison.cellText($0, kind: result.kind) } ?? "-" }
+        }
+        let widths = results.indices.map { i in
+            max(headers[i].0.count, headers[i].1.count, cells.map { $0[i].count }.max() ?? 0) + 2
+        }
+        let first = 11
+        var lines = [TextLayout.padRight("", first) + headers.indices.map { TextLayout.padLeft(headers[$0].0, widths[$0]) }.joined(),
+                     TextLayout.padRight("method", first) + headers.indices.map { TextLayout.padLeft(headers[$0].1, widths[$0]) }.joined()]
+        for (method, row) in zip(methodOrder, cells) {
+            lines.append(TextLayout.padRight(LabComparison.label(method), first) + row.indices.map { TextLayout.padLeft(row[$0], widths[$0]) }.joined())
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The settings in one paragraph (for the text output and the markdown).
+    func settingsText() -> String {
+        let layers = Set(results.map(\.layer)).sorted().map(String.init).joined(separator: ",")
+        return "Layer \(layers) of \(layerCount) (0-based, the residual stream after that block); each method fitted "
+            + "(rows \(settings.rows.rawValue)) on a capture of the target's first \(settings.trainTriplets) train triplets "
+            + "(corpus seed \(seed)), steering at location \(settings.location.name); factors "
+            + settings.factors.map(LabComparison.factorText).joined(separator: ",")
+            + " multiply alpha 1 (each fit's own scale), the best chosen on the first half of each target's held-out "
+            + "examples (at most \(settings.limit)) and scored on the other half, where unsteered and prompt are scored too; "
+            + "greedy answers of at most \(settings.maxNewTokens) tokens."
+    }
+
+    /// The table in markdown, the settings, and per target the example counts and each fit's
+    /// relative RMSE. `command` is shown as the command that produced it.
+    func markdown(command: String? = nil, date: String? = nil) -> String {
+        var lines: [String] = []
+        if let command { lines += ["Command: `\(command)`" + (date.map { " (\($0))" } ?? ""), ""] }
+        lines.append("| method | " + results.map { "\($0.kind.rawValue) \($0.target.name): \(LabComparison.metricLabel($0.kind))" }.joined(separator: " | ") + " |")
+        lines.append("|---|" + results.map { _ in "---:|" }.joined())
+        for method in methodOrder {
+            let row = results.map { result in result.cell(method).map { LabComparison.cellText($0, kind: result.kind) } ?? "-" }
+            lines.append("| \(LabComparison.label(method)) | " + row.joined(separator: " | ") + " |")
+        }
+        lines += ["", "Concept: the mean AxBench aggregate (0-2); persona: trait / coherence (0-100); format: pass rate / "
+                  + "coherence (0-100); @F: the factor the sweep kept. " + settingsText(), ""]
+        lines.append("| target | train triplets | captured rows | fitted rows | held-out (choose / score) | relative RMSE: "
+                     + settings.methods.map { LabComparison.label($0.rawValue) }.joined(separator: " / ") + " |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        for result in results {
+            lines.append("| \(result.kind.rawValue) \(result.target.name) | \(result.trainTriplets) | \(result.capturedRows) | \(result.fittedRows) | "
+                         + "\(result.selectionCount) / \(result.evaluationCount) | "
+                         + result.fits.map { String(format: "%.3f", $0.relativeRMSE) }.joined(separator: " / ") + " |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Every number: settings, and per target the fits and every row's means, factor and selection
+    /// scores (keys sorted).
+    func json(extra: [String: Any] = [:]) throws -> String {
+        var document: [String: Any] = [
+            "seed": seed,
+            "layer_count": layerCount,
+            "train_triplets": settings.trainTriplets,
+            "limit": settings.limit,
+            "factors": settings.factors,
+            "rows": settings.rows.rawValue,
+            "location": settings.location.name,
+            "max_new_tokens": settings.maxNewTokens,
+            "seconds": (seconds * 100).rounded() / 100,
+            "generation": ["prompt_tokens": generation.promptTokens, "new_tokens": generation.generatedTokens,
+                           "answers": generation.finishedRequests] as [String: Any],
+            "targets": results.map { result -> [String: Any] in
+                [
+                    "kind": result.kind.rawValue,
+                    "target": result.target.name,
+                    "layer": result.layer,
+                    "train_triplets": result.trainTriplets,
+                    "captured_rows": result.capturedRows,
+                    "fitted_rows": result.fittedRows,
+                    "selection_count": result.selectionCount,
+                    "evaluation_count": result.evaluationCount,
+                    "relative_rmse": Dictionary(uniqueKeysWithValues: result.fits.map { ($0.method.rawValue, $0.relativeRMSE.isFinite ? $0.relativeRMSE : -1) }),
+                    "rows": result.cells.map { cell -> [String: Any] in
+                        var row: [String: Any] = [
+                            "method": cell.method,
+                            "headline": cell.headline,
+                            "metrics": Dictionary(cell.means.means.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 }),
+                        ]
+                        if let factor = cell.factor { row["factor"] = factor }
+                        if !cell.selectionScores.isEmpty { row["selection_scores"] = cell.selectionScores }
+                        return row
+                    },
+                ]
+            },
+        ]
+        document.merge(extra) { $1 }
+        let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,152 @@
+import ArgumentParser
+import Foundation
+import TillerCore
+import TillerEvaluation
+import TillerLab
+import TillerModels
+import TillerSteering
+
+struct LabCompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Compare activation steering (DiffMean, PCA, Stolfo, local PSR) with prompt steering on the lab.",
+        discussion: """
+            For each target (default: two concepts, two traits, capitals and one end_with phrase), the \
+            target's first --train-triplets train examples (corpus seed: the model card's, else 1) are \
+            captured at --layer (default: the middle layer, layerCount / 2) into a temporary capture \
+            file and every method is fitted on it (as `tiller fit`, alpha 1: the mean shift), on every \
+            captured row and steering every position by default (--rows all --location all: AxBench \
+            steers the prompt too). The target's held-out \
+            examples (at most --limit) are split in half: each method answers the first half at every \
+            factor of --factors (AxBench's 0.2 ... 5.0) and keeps the factor with the best headline \
+            score (concept: the AxBench aggregate; persona: the harmonic mean of trait/100 and \
+            coherence/100; format: pass rate x coherence/100); then unsteered, prompt and every method \
+            at its factor answer the second half, which is what the table shows. Progress goes to \
+            stderr; --out also writes the table as markdown. Details: docs/lab.md.
+            """)
+
+    @OptionGroup var modelOption: LabModelOption
+
+    @Option(help: ArgumentHelp("Kinds of target, comma-separated: concept, persona, format.", valueName: "kinds"))
+    var kinds: String = "concept,persona,format"
+
+    @Option(help: ArgumentHelp("Targets, comma-separated: concept or trait names, format types or formats such as end_with(the end) (default: two per kind).", valueName: "names"))
+    var targets: String?
+
+    @Option(help: ArgumentHelp("The layer steered (0-based; default: the middle one).", valueName: "L"))
+    var layer: Int?
+
+    @Option(help: ArgumentHelp("Train triplets captured per target.", valueName: "n"))
+    var trainTriplets = LabComparison.defaultTrainTriplets
+
+    @Option(help: ArgumentHelp("Most held-out examples per target (half choose the factor, half are scored).", valueName: "n"))
+    var limit = LabComparison.defaultLimit
+
+    @Option(help: ArgumentHelp("Steering factors, comma-separated, or axbench.", valueName: "list"))
+    var factors = "axbench"
+
+    @Option(help: ArgumentHelp("Methods, comma-separated: diffmean, pca, stolfo, psr.", valueName: "list"))
+    var methods = "diffmean,pca,stolfo,psr"
+
+    @Option(help: "The captured rows the methods are fitted on: all (the shared prompt tokens too), answer or last_prompt.")
+    var rows: FitRows = .all
+
+    @Option(help: "Where the fitted interventions steer: all (every position, as AxBench), answer_only or question_and_answer.")
+    var location = "all"
+
+    @Option(help: "Corpus seed of the train and held-out splits (default: the model card's, else 1).")
+    var seed: UInt64?
+
+    @Option(help: "Most prompts decoded together.")
+    var batchSize = 64
+
+    @Option(help: "Most new tokens per answer.")
+    var maxNewTokens = LabEvaluation.defaultMaxNewTokens
+
+    @Flag(help: "Print one JSON document with every number instead of the table.")
+    var json = false
+
+    @Option(help: ArgumentHelp("Also write the table, settings and fits as markdown to this file.", valueName: "file.md"))
+    var out: String?
+
+    @OptionGroup var backendOptions: BackendOptions
+
+    func validate() throws {
+        guard trainTriplets > 0 else { throw ValidationError("--train-triplets must be positive") }
+        guard limit >= 2 else { throw ValidationError("--limit must be at least 2 (one example per half)") }
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be positive") }
+        guard SteeringLocation(name: location) != nil else {
+            throw ValidationError("--location must be answer_only, all or question_and_answer, not \(location)")
+        }
+    }
+
+    func settings() throws -> LabComparison.Settings {
+        var kindList: [LabKind] = []
+        for name in kinds.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let kind = LabKind(rawValue: name), kind != .none else {
+                throw TillerError.invalidArgument(op: "--kinds", detail: "\"\(name)\" is not concept, persona or format")
+            }
+            if !kindList.contains(kind) { kindList.append(kind) }
+        }
+        guard !kindList.isEmpty else { throw TillerError.invalidArgument(op: "--kinds", detail: "no kinds given") }
+        var targetList = LabComparison.defaultTargets(kinds: kindList)
+        if let targets {
+            targetList = try targets.split(separator: ",").map { try LabComparison.target(named: String($0)) }
+            if let other = targetList.first(where: { !kindList.contains($0.kind) }) {
+                throw TillerError.invalidArgument(op: "--targets", detail: "\(other) is a \(other.kind.rawValue) target, not of --kinds \(kinds)")
+            }
+        }
+        var methodList: [FitMethod] = []
+        for name in methods.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let method = FitMethod(rawValue: name) else {
+                throw TillerError.invalidArgument(op: "--methods", detail: "\"\(name)\" is not diffmean, pca, stolfo or psr")
+            }
+            if !methodList.contains(method) { methodList.append(method) }
+        }
+        return LabComparison.Settings(targets: targetList, layer: layer, trainTriplets: trainTriplets, limit: limit,
+                                      factors: try LabSweep.parseFactors(factors), methods: methodList, rows: rows,
+                                      location: SteeringLocation(name: location)!, maxNewTokens: maxNewTokens, batchSize: batchSize)
+    }
+
+    func run() throws {
+        let settings = try settings()
+        let directory = try modelOption.resolve()
+        let seed = seed ?? HeldOutExamples.cardSeed(modelDirectory: directory) ?? HeldOutExamples.defaultSeed
+        let pool = try HeldOutExamples.corpus(seed: seed)
+        let backend = try backendOptions.make()
+        let evaluation = try LabEvaluation.load(directory: directory, backend: backend)
+        let bar = ProgressBar(enabled: ProgressBar.stderrIsTerminal)
+        var last = GenerationProgress()
+        let comparison = try LabComparison.run(settings, evaluation: evaluation, modelDirectory: directory, seed: seed, heldout: pool,
+                                               log: { line in
+                                                   if last.totalRequests > 0 { bar.close(last); last = GenerationProgress() }
+                                                   printError(line)
+                                               },
+                                               progress: { p in last = p; bar.update(p) })
+        if last.totalRequests > 0 { bar.close(last) }
+
+        let command = "tiller lab compare " + CommandLine.arguments.dropFirst(3).joined(separator: " ")
+        if let out {
+            do {
+                try comparison.markdown(command: command.trimmingCharacters(in: .whitespaces)).write(toFile: out, atomically: true, encoding: .utf8)
+            } catch {
+                throw TillerError.io(path: out, detail: "cannot write (\(error.localizedDescription))")
+            }
+        }
+        if json {
+            print(try comparison.json(extra: ["model": directory, "backend": backend.name]))
+        } else {
+            print("tiller lab compare: activation steering against prompt steering, held-out split of corpus seed \(seed)")
+            print("model \(directory)")
+            print("")
+            print(comparison.table())
+            print("")
+            print("concept: mean AxBench aggregate (0-2); persona: trait/coherence (0-100); format: pass rate/coherence (0-100);")
+            print("@F: the factor the sweep kept on the first half; the table scores the other half.")
+        }
+        let g = comparison.generation
+        printError(String(format: "tiller: %d answers, %d new tokens, %.1f s in all on %@", g.finishedRequests, g.generatedTokens,
+                          comparison.seconds, backend.name) + (out.map { "; wrote \($0)" } ?? ""))
+    }
+}
