@@ -17,16 +17,7 @@ public enum HeldOutExamples {
     /// The examples of a corpus file (heldout.jsonl or any corpus JSON Lines file); blank lines are
     /// skipped. Throws one line naming the file and the line that does not parse.
     public static func file(_ path: String) throws -> [LabExample] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
-            throw TillerError.io(path: path, detail: "no such file")
-        }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw TillerError.io(path: path, detail: "cannot read (\(error.localizedDescription))")
-        }
+        let data = try TextFiles.contents(of: path)
         var examples: [LabExample] = []
         for (index, raw) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             guard let line = String(data: Data(raw), encoding: .utf8) else {

@@ -1,3 +1,4 @@
+import TillerCore
 /// A JSON value with ordered object keys, written by hand: the corpus contract fixes the key order,
 /// which JSONSerialization does not keep. Compact output uses Python's json.dumps separators
 /// (", " and ": "), so `json.dumps(json.loads(line)) == line` for every corpus line.
@@ -86,27 +87,7 @@ indirect enum JSONText: Sendable {
         }
     }
 
-    /// RFC 8259 string escaping: quote, backslash and control characters; everything else as UTF-8.
     static func escape(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
+        out += JSONEscaping.quoted(s)
     }
 }

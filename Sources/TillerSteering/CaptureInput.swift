@@ -46,16 +46,7 @@ public struct CaptureTripletLine: Sendable, Equatable {
 /// of the final assistant message of "messages". Other keys are ignored; blank lines are skipped.
 public enum CaptureInput {
     public static func read(_ path: String) throws -> [CaptureTripletLine] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
-            throw TillerError.io(path: path, detail: "no such file")
-        }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw TillerError.io(path: path, detail: "cannot read (\(error.localizedDescription))")
-        }
+        let data = try TextFiles.contents(of: path)
         return try parse(data, path: path)
     }
 

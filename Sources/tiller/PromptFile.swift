@@ -35,16 +35,7 @@ enum PromptFile {
     }
 
     static func read(_ path: String) throws -> [Line] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
-            throw TillerError.io(path: path, detail: "no such file")
-        }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw TillerError.io(path: path, detail: "cannot read (\(error.localizedDescription))")
-        }
+        let data = try TextFiles.contents(of: path)
         return try parse(data, path: path)
     }
 

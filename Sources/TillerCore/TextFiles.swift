@@ -1,0 +1,48 @@
+import Foundation
+
+/// Reading the files users hand to Tiller (JSON Lines of prompts, corpus lines, triplets), with
+/// the one-line errors the command line prints.
+public enum TextFiles {
+    /// The bytes of a regular file; a missing file, a directory or a read error is a one-line
+    /// `TillerError.io` naming the path.
+    public static func contents(of path: String) throws -> Data {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw TillerError.io(path: path, detail: "no such file")
+        }
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw TillerError.io(path: path, detail: "cannot read (\(error.localizedDescription))")
+        }
+    }
+}
+
+/// JSON text written by hand (where key order or byte-exact output matters and JSONSerialization
+/// gives neither).
+public enum JSONEscaping {
+    /// A JSON string literal (RFC 8259): quote, backslash and control characters escaped, everything
+    /// else (including '/' and non-ASCII) written as is.
+    public static func quoted(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
