@@ -46,7 +46,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "TillerBench",
-            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "COpenBLAS",
+            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerSteering", "COpenBLAS",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/TillerBench", exclude: ["gpu_reference.py", "compare_transformers.py"]),
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),

@@ -49,7 +49,10 @@ struct BenchCommand: ParsableCommand {
             (against memcpy). With --model, the model suite instead: prefill, decode and a 32-prompt \
             batch through TransformerModel.forward with f32 and bf16 weights, against transformers' \
             figures (--transformers, from Benchmarks/TillerBench/compare_transformers.py), and peak \
-            resident memory. Progress goes to stderr, the report to stdout.
+            resident memory. With --model and --steering, the steering suite: generation with a \
+            SteeringHook (one PSR head on one layer, heads on every layer, a 32-sequence batch mixing \
+            four kinds of steering) against the same generation unsteered, samples interleaved. \
+            Progress goes to stderr, the report to stdout.
             """,
         version: Tiller.version)
 
@@ -83,11 +86,18 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Model suite: JSON of transformers' figures on the same checkpoint (Benchmarks/TillerBench/compare_transformers.py writes it).")
     var transformers: String?
 
-    @Flag(help: "Model suite: time every backend op of the timed runs and print where the time goes (stderr).")
+    @Flag(help: "Model and steering suites: time every backend op of the timed runs (the steered ones in the steering suite, whose ratios then mean nothing) and print where the time goes (stderr).")
     var profile = false
+
+    @Flag(help: "With --model: the steering suite instead of the model suite: steered generation against unsteered (e.g. --model Sources/TillerLab/Resources/tiller-lab --steering --quick).")
+    var steering = false
 
     func validate() throws {
         if transformers != nil && model == nil { throw ValidationError("--transformers needs --model") }
+        if steering && model == nil {
+            throw ValidationError("--steering needs --model DIR (e.g. Sources/TillerLab/Resources/tiller-lab, or /tmp/qwen-0.5b-random)")
+        }
+        if steering && transformers != nil { throw ValidationError("--transformers is for the model suite, not --steering") }
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if warmup < 0 { throw ValidationError("--warmup must not be negative") }
     }
@@ -98,7 +108,13 @@ struct BenchCommand: ParsableCommand {
         let backend = CPUBackend()
         // A model workload runs for seconds: one warm-up run and three timed ones (each timed
         // once) are enough; the kernel suites take many short samples.
-        let plan = model != nil
+        // The steering suite's ratios are a few percent from 1, so it takes more rounds (each an
+        // unsteered and a steered sample back to back) and lets a sample repeat a short
+        // generation (the lab model's) until it lasts long enough to time; the warm-up run of
+        // each side chooses how many, and no further warm-up samples are taken.
+        let plan = steering
+            ? TimingPlan(repeats: repeats ?? (quick ? 3 : 7), warmup: 0, minSampleSeconds: quick ? 0.05 : 0.5)
+            : model != nil
             ? TimingPlan(repeats: repeats ?? (quick ? 1 : 3), warmup: 1, minSampleSeconds: 0)
             : TimingPlan(repeats: repeats ?? (quick ? 3 : 7), warmup: warmup, minSampleSeconds: quick ? 0.01 : 0.05)
         let bench = BenchRun(backend: backend, plan: plan, quick: quick, filter: filter)
@@ -111,7 +127,9 @@ struct BenchCommand: ParsableCommand {
             bench.progress("warning: load average \(String(format: "%.2f", loadBefore)) before the run; figures may be low")
         }
         let start = monotonicSeconds()
-        if let model {
+        if let model, steering {
+            try SteeringBench.run(bench, modelPath: model, profile: profile)
+        } else if let model {
             let reference = try transformers.map { try TransformersReference.load($0) }
             try ModelBench.run(bench, modelPath: model, reference: reference, profile: profile)
         } else {

@@ -83,7 +83,8 @@ public final class SteeringHook: GenerationHook {
     /// Per layer: the stacked heads (nil where no intervention has one) and the head index of
     /// each intervention there.
     private let layerHeads: [PSRHeads?]
-    private let headIndexOf: [[Int: Int32]]
+    /// headIndexOf[layer][intervention]: the head's index in that layer's stack, -1 for none.
+    private let headIndexOf: [[Int32]]
 
     private struct Assignment: Equatable {
         var request: Int
@@ -93,29 +94,43 @@ public final class SteeringHook: GenerationHook {
     /// Bumped whenever slots or requests change, so a prepared plan is known to be stale.
     private var version = 0
 
-    /// One pass's plan. Call c (in layer order) reads rows c*N..<(c+1)*N of the uploaded head
-    /// indices and alphas and writes the same rows of the lambdas.
-    private struct Plan {
-        var step: ForwardStep
-        var version: Int
-        /// Per layer: its calls, in order.
-        var calls: [[Int]]
-        /// Per call: its layer.
-        var callLayer: [Int]
-        /// Per call: for every row, the index of the application it applies in its sequence's
-        /// `SequenceSteering` (-1: none), for the lambda record.
-        var rowApplication: [[Int]]
-        /// Which request each slot held.
-        var slots: [Assignment?]
-        var headIndex: Tensor?
-        var alpha: Tensor?
-        var lambda: Tensor?
-    }
-    private var plan: Plan?
-    private var uploadedIndices: [Int32] = [], uploadedAlphas: [Float] = []
+    /// The plan of the last prepared pass, kept in place and rebuilt into scratch arrays that
+    /// are swapped in, so a decode step allocates nothing. Call c (in layer order) reads rows
+    /// c*N..<(c+1)*N of the uploaded head indices and alphas and writes the same rows of the lambdas.
+    private var planStep: ForwardStep?
+    private var planVersion = -1
+    /// Per layer: its first call and how many it has (a layer's calls are consecutive).
+    private var callStart: [Int] = [], callCount: [Int] = []
+    /// Per call: its layer.
+    private var callLayer: [Int] = []
+    /// Per call and row: head index, alpha, and the index of the application in its sequence's
+    /// `SequenceSteering` (-1: none, for the lambda record). `indices` and `alphas` are what the
+    /// index and alpha buffers hold once `uploadedValid`.
+    private var indices: [Int32] = [], alphas: [Float] = [], applications: [Int32] = []
+    /// Which request each slot held.
+    private var planSlots: [Assignment?] = []
+    private var headIndexTensor: Tensor?, alphaTensor: Tensor?, lambdaTensor: Tensor?
+    /// Per call: its rows of the three tensors, for a pass of `viewRows` rows (made again only when
+    /// the tensors, the number of calls or the rows change, so a decode step makes no views).
+    private var callViews: [(headIndex: Tensor, alpha: Tensor, lambda: Tensor)] = []
+    private var viewRows = -1
+    /// The next plan, built here and swapped with the one above.
+    private var nextCallStart: [Int] = [], nextCallCount: [Int] = [], nextCallLayer: [Int] = []
+    private var nextIndices: [Int32] = [], nextAlphas: [Float] = [], nextApplications: [Int32] = []
+    private var callHasRows: [Bool] = []
+    private var uploadedValid = false
     private var indexBuffer: DeviceBuffer?, alphaBuffer: DeviceBuffer?, lambdaBuffer: DeviceBuffer?
-    /// The last pass's plan when the recorded request was in it; its lambdas are read after it ran.
-    private var pendingRecord: Plan?
+
+    /// What reading a pass's lambdas needs, kept when the recorded request was in it.
+    private struct RecordedPass {
+        var step: ForwardStep
+        var callLayer: [Int]
+        var applications: [Int32]
+        var slots: [Assignment?]
+        var lambda: Tensor
+    }
+    /// The last pass when the recorded request was in it; its lambdas are read after it ran.
+    private var pendingRecord: RecordedPass?
     private var records: [LambdaRecord] = []
     /// The layer of the last `afterBlock` call: a call at a layer not above it starts a new pass.
     private var lastLayer = Int.max
@@ -133,10 +148,10 @@ public final class SteeringHook: GenerationHook {
         self.backend = backend
         self.hiddenSize = hiddenSize
         self.layerCount = layerCount
-        var heads: [PSRHeads?] = [], indexOf: [[Int: Int32]] = []
+        var heads: [PSRHeads?] = [], indexOf: [[Int32]] = []
         for layer in 0..<layerCount {
             var w: [Float] = [], bias: [Float] = [], z: [Float] = [], kinds: [PSRActivation] = []
-            var map: [Int: Int32] = [:]
+            var map = [Int32](repeating: -1, count: interventions.count)
             for (i, intervention) in interventions.enumerated() {
                 guard let head = intervention.heads[layer] else { continue }
                 map[i] = Int32(kinds.count)
@@ -211,76 +226,136 @@ public final class SteeringHook: GenerationHook {
         }
         try flushRecord()
         lastLayer = -1
-        if let plan, plan.step == step, plan.version == version { return }
+        if planVersion == version, let planned = planStep {
+            if planned == step { return }
+            // A decode step after a decode step: the plan holds as it is, only the step moves.
+            if sameRowsPastThePrompts(planned, step) { planStep = step; return }
+        }
 
         let b = step.batch.count, t = step.rowsPerSequence, n = b * t
-        // Per layer, per call: the head index and alpha of every row (built sparse, then packed).
-        var callLayer: [Int] = [], calls = [[Int]](repeating: [], count: layerCount)
-        var indices: [Int32] = [], alphas: [Float] = [], rowApplication: [[Int]] = []
+        // Per layer, per call: the head index and alpha of every row, appended to the next plan.
+        nextCallStart.removeAll(keepingCapacity: true)
+        nextCallCount.removeAll(keepingCapacity: true)
+        nextCallLayer.removeAll(keepingCapacity: true)
+        nextIndices.removeAll(keepingCapacity: true)
+        nextAlphas.removeAll(keepingCapacity: true)
+        nextApplications.removeAll(keepingCapacity: true)
+        let live = min(b, slots.count)
         for layer in 0..<layerCount {
+            nextCallStart.append(nextCallLayer.count)
+            guard layerHeads[layer] != nil else { nextCallCount.append(0); continue }
             let map = headIndexOf[layer]
-            guard !map.isEmpty else { continue }
-            var call = 0
-            while true {
-                var callIndices = [Int32](repeating: -1, count: n), callAlphas = [Float](repeating: 0, count: n)
-                var callApplications = [Int](repeating: -1, count: n)
-                var anyApplication = false, anyRow = false
-                for s in 0..<b {
-                    guard s < slots.count, let assignment = slots[s], step.batch.lengths[s] > 0 else { continue }
-                    let steering = assignment.request < requests.count ? requests[assignment.request] : .unsteered
-                    // The call-th of this sequence's applications that have a head at this layer.
-                    var seen = 0
-                    for (a, application) in steering.applications.enumerated() {
-                        guard let k = map[application.intervention] else { continue }
-                        defer { seen += 1 }
-                        guard seen == call else { continue }
-                        anyApplication = true
-                        let intervention = interventions[application.intervention]
-                        let location = application.location ?? intervention.location
-                        let alpha = application.alpha ?? intervention.alpha
-                        for r in 0..<step.batch.lengths[s] where r < t {
-                            let position = step.batch.starts[s] + r
-                            guard location.covers(position: position, promptLength: assignment.promptLength,
-                                                  systemLength: steering.systemLength) else { continue }
-                            callIndices[s * t + r] = k
-                            callAlphas[s * t + r] = alpha
-                            callApplications[s * t + r] = a
-                            anyRow = true
-                        }
+            // Calls at this layer: the most applications with a head here that a live sequence has.
+            var calls = 0
+            for s in 0..<live {
+                guard let assignment = slots[s], step.batch.lengths[s] > 0, assignment.request < requests.count else { continue }
+                var count = 0
+                for application in requests[assignment.request].applications where map[application.intervention] >= 0 { count += 1 }
+                calls = max(calls, count)
+            }
+            guard calls > 0 else { nextCallCount.append(0); continue }
+            let base = nextIndices.count
+            nextIndices.append(contentsOf: repeatElement(-1, count: calls * n))
+            nextAlphas.append(contentsOf: repeatElement(0, count: calls * n))
+            nextApplications.append(contentsOf: repeatElement(-1, count: calls * n))
+            callHasRows.removeAll(keepingCapacity: true)
+            callHasRows.append(contentsOf: repeatElement(false, count: calls))
+            for s in 0..<live {
+                guard let assignment = slots[s], step.batch.lengths[s] > 0, assignment.request < requests.count else { continue }
+                let steering = requests[assignment.request]
+                // The call-th of this sequence's applications that have a head at this layer
+                // goes to call `call`.
+                var call = 0
+                for (a, application) in steering.applications.enumerated() {
+                    let k = map[application.intervention]
+                    guard k >= 0 else { continue }
+                    defer { call += 1 }
+                    let intervention = interventions[application.intervention]
+                    let location = application.location ?? intervention.location
+                    let alpha = application.alpha ?? intervention.alpha
+                    let offset = base + call * n + s * t
+                    for r in 0..<min(step.batch.lengths[s], t) {
+                        guard location.covers(position: step.batch.starts[s] + r, promptLength: assignment.promptLength,
+                                              systemLength: steering.systemLength) else { continue }
+                        nextIndices[offset + r] = k
+                        nextAlphas[offset + r] = alpha
+                        nextApplications[offset + r] = Int32(a)
+                        callHasRows[call] = true
                     }
                 }
-                guard anyApplication else { break }
-                if anyRow {
-                    calls[layer].append(callLayer.count)
-                    callLayer.append(layer)
-                    indices += callIndices
-                    alphas += callAlphas
-                    rowApplication.append(callApplications)
-                }
-                call += 1
             }
+            // A call that steers no row (its rows all outside their locations) is left out.
+            for call in (0..<calls).reversed() where !callHasRows[call] {
+                let rows = (base + call * n)..<(base + (call + 1) * n)
+                nextIndices.removeSubrange(rows)
+                nextAlphas.removeSubrange(rows)
+                nextApplications.removeSubrange(rows)
+            }
+            let kept = callHasRows.lazy.filter { $0 }.count
+            nextCallCount.append(kept)
+            nextCallLayer.append(contentsOf: repeatElement(layer, count: kept))
         }
 
-        var next = Plan(step: step, version: version, calls: calls, callLayer: callLayer, rowApplication: rowApplication,
-                        slots: slots, headIndex: nil, alpha: nil, lambda: nil)
-        if !callLayer.isEmpty {
-            let count = indices.count
+        var uploaded = false
+        if nextCallLayer.isEmpty {
+            headIndexTensor = nil
+            alphaTensor = nil
+            lambdaTensor = nil
+            callViews.removeAll()
+        } else {
+            let count = nextIndices.count
             try reserve(count)
-            let indexTensor = try Tensor(buffer: indexBuffer!, shape: [count], dtype: .i32)
-            let alphaTensor = try Tensor(buffer: alphaBuffer!, shape: [count], dtype: .f32)
             // Values already in place (most decode steps) are not uploaded again: no op writes
             // these buffers.
-            if indices != uploadedIndices || alphas != uploadedAlphas {
-                try indices.withUnsafeBytes { try backend.upload($0, to: indexTensor) }
-                try alphas.withUnsafeBytes { try backend.upload($0, to: alphaTensor) }
-                uploadedIndices = indices
-                uploadedAlphas = alphas
+            if !uploadedValid || nextIndices != indices || nextAlphas != alphas {
+                let indexTensor = try Tensor(buffer: indexBuffer!, shape: [count], dtype: .i32)
+                let alphaTensor = try Tensor(buffer: alphaBuffer!, shape: [count], dtype: .f32)
+                uploadedValid = false  // until both uploads are done
+                try nextIndices.withUnsafeBytes { try backend.upload($0, to: indexTensor) }
+                try nextAlphas.withUnsafeBytes { try backend.upload($0, to: alphaTensor) }
             }
-            next.headIndex = indexTensor
-            next.alpha = alphaTensor
-            next.lambda = try Tensor(buffer: lambdaBuffer!, shape: [count], dtype: .f32)
+            uploaded = true
+            if headIndexTensor?.count != count || callViews.count != nextCallLayer.count || viewRows != n {
+                let indexTensor = try Tensor(buffer: indexBuffer!, shape: [count], dtype: .i32)
+                let alphaTensor = try Tensor(buffer: alphaBuffer!, shape: [count], dtype: .f32)
+                let lambdaTensor = try Tensor(buffer: lambdaBuffer!, shape: [count], dtype: .f32)
+                headIndexTensor = indexTensor
+                self.alphaTensor = alphaTensor
+                self.lambdaTensor = lambdaTensor
+                callViews = try (0..<nextCallLayer.count).map { call in
+                    (try view(indexTensor, call * n, n), try view(alphaTensor, call * n, n), try view(lambdaTensor, call * n, n))
+                }
+                viewRows = n
+            }
         }
-        plan = next
+        // The next plan becomes the plan; the old one's arrays are the next scratch.
+        swap(&callStart, &nextCallStart)
+        swap(&callCount, &nextCallCount)
+        swap(&callLayer, &nextCallLayer)
+        swap(&indices, &nextIndices)
+        swap(&alphas, &nextAlphas)
+        swap(&applications, &nextApplications)
+        // The buffers hold `indices` and `alphas` when this plan has calls (uploaded now or
+        // already there); with none, nothing went up for it.
+        uploadedValid = uploaded
+        planSlots = slots
+        planStep = step
+        planVersion = version
+    }
+
+    /// Whether two steps of the same slots give the same plan because they differ only in where
+    /// the sequences start and every live row of both lies past its sequence's prompt and system
+    /// prompt: there every location steers a row or not whatever its position (`all`,
+    /// `answerOnly` and `questionAndAnswer` steer it, a mask steers it when it steers generated
+    /// tokens), so the rows, heads and alphas are the same. Decode steps are such steps.
+    private func sameRowsPastThePrompts(_ a: ForwardStep, _ b: ForwardStep) -> Bool {
+        guard a.rowsPerSequence == b.rowsPerSequence, a.batch.lengths == b.batch.lengths else { return false }
+        for s in 0..<min(b.batch.count, slots.count) where b.batch.lengths[s] > 0 {
+            guard let assignment = slots[s], assignment.request < requests.count else { continue }
+            let past = max(assignment.promptLength, requests[assignment.request].systemLength)
+            guard a.batch.starts[s] >= past, b.batch.starts[s] >= past else { return false }
+        }
+        return true
     }
 
     /// Grows the per-pass buffers to hold `count` rows of calls (fresh ones: nothing is uploaded
@@ -291,31 +366,32 @@ public final class SteeringHook: GenerationHook {
         indexBuffer = try backend.makeBuffer(byteCount: bytes)
         alphaBuffer = try backend.makeBuffer(byteCount: bytes)
         lambdaBuffer = try backend.makeBuffer(byteCount: bytes)
-        uploadedIndices = []
-        uploadedAlphas = []
+        headIndexTensor = nil
+        alphaTensor = nil
+        lambdaTensor = nil
+        callViews.removeAll()
+        uploadedValid = false
     }
 
     public func afterBlock(_ layer: Int, residual: Tensor, step: ForwardStep, backend: Backend) throws {
         // A new pass that nobody prepared: read the last one's recorded lambdas before they are
         // overwritten (a device backend waits here; `prepare` before the pass avoids that).
         if layer <= lastLayer { try flushRecord() }
-        if plan?.step != step || plan?.version != version { try prepare(for: step, backend: backend) }
+        if planVersion != version || planStep != step { try prepare(for: step, backend: backend) }
         lastLayer = layer
-        guard let plan, layer < plan.calls.count, !plan.calls[layer].isEmpty,
-              let heads = layerHeads[layer], let indexTensor = plan.headIndex, let alphaTensor = plan.alpha,
-              let lambdaTensor = plan.lambda else { return }
+        guard layer < callCount.count, callCount[layer] > 0, let heads = layerHeads[layer],
+              let lambdaTensor else { return }
         let n = step.rowCount
-        guard residual.shape == [n, hiddenSize] else {
+        guard residual.shape.count == 2, residual.shape[0] == n, residual.shape[1] == hiddenSize else {
             throw TillerError.shapeMismatch(op: "steering", detail: "residual \(residual) for \(n) rows of \(hiddenSize)")
         }
-        for call in plan.calls[layer] {
-            let offset = call * n
-            try backend.psrHead(residual, heads: heads,
-                                headIndex: try view(indexTensor, offset, n), alpha: try view(alphaTensor, offset, n),
-                                lambda: try view(lambdaTensor, offset, n))
+        for call in callStart[layer]..<(callStart[layer] + callCount[layer]) {
+            let views = callViews[call]
+            try backend.psrHead(residual, heads: heads, headIndex: views.headIndex, alpha: views.alpha, lambda: views.lambda)
         }
-        if let recorded = recordedRequest, layer == plan.callLayer.last, plan.slots.contains(where: { $0?.request == recorded }) {
-            pendingRecord = plan
+        if let recorded = recordedRequest, layer == callLayer.last, planSlots.contains(where: { $0?.request == recorded }) {
+            pendingRecord = RecordedPass(step: step, callLayer: callLayer, applications: applications, slots: planSlots,
+                                         lambda: lambdaTensor)
         }
     }
 
@@ -337,13 +413,13 @@ public final class SteeringHook: GenerationHook {
     private func flushRecord() throws {
         guard let pending = pendingRecord else { return }
         pendingRecord = nil
-        guard let recorded = recordedRequest, let lambdaTensor = pending.lambda,
+        guard let recorded = recordedRequest,
               let slot = pending.slots.firstIndex(where: { $0?.request == recorded }) else { return }
         let n = pending.step.rowCount, t = pending.step.rowsPerSequence
-        let values = try backend.floats(try view(lambdaTensor, 0, pending.callLayer.count * n))
+        let values = try backend.floats(try view(pending.lambda, 0, pending.callLayer.count * n))
         for (call, layer) in pending.callLayer.enumerated() {
             for r in 0..<min(pending.step.batch.lengths[slot], t) {
-                let row = slot * t + r, application = pending.rowApplication[call][row]
+                let row = slot * t + r, application = Int(pending.applications[call * n + row])
                 guard application >= 0 else { continue }
                 records.append(LambdaRecord(layer: layer, application: application,
                                             position: pending.step.batch.starts[slot] + r, lambda: values[call * n + row]))
