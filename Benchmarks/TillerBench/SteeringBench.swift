@@ -219,7 +219,7 @@ enum SteeringBench {
     // MARK: Timing
 
     /// Unsteered (reference) and steered timings: seconds per run, and per round the ratio of the
-    /// two samples taken back to back.
+    /// round's two samples.
     struct Pairs {
         var reference: Measurement
         var steered: Measurement
@@ -228,38 +228,48 @@ enum SteeringBench {
     }
 
     /// `measureInterleaved` for bodies that return the seconds they count themselves (a decode
-    /// leaves out its prompt's pass). A warm-up run of each picks how many runs make a sample of at
-    /// least `minSampleSeconds`; then rounds of one sample each, the order alternating from round
-    /// to round (reference first, then steered first) so neither side always runs on a cache
-    /// or clock the other left.
+    /// leaves out its prompt's pass), interleaved run by run: a warm-up run of each side picks how
+    /// many runs make a sample of at least `minSampleSeconds` (the slower side decides, both take
+    /// that many), and a round takes one sample of each side by alternating single runs, the side
+    /// that goes first alternating too, so both samples of a round see the same minutes of a
+    /// shared machine and neither side always runs on a cache or clock the other left.
     static func measurePairs(_ plan: TimingPlan, beforeTimed: () -> Void = {}, reference: () throws -> Double,
                              steered: () throws -> Double) throws -> Pairs {
         func body(_ i: Int) throws -> Double { i == 0 ? try reference() : try steered() }
-        var calls: [Int] = []
-        for i in 0..<2 {
-            let once = max(try body(i), 1e-7)
-            calls.append(min(10_000, max(1, Int((plan.minSampleSeconds / once).rounded(.up)))))
+        let slowest = max(try body(0), try body(1), 1e-7)
+        let calls = min(10_000, max(1, Int((plan.minSampleSeconds / slowest).rounded(.up))))
+        var order = 0
+        func round() throws -> (Double, Double) {
+            var totals = (0.0, 0.0)
+            for _ in 0..<calls {
+                for i in (order % 2 == 0 ? [0, 1] : [1, 0]) {
+                    let seconds = try body(i)
+                    if i == 0 { totals.0 += seconds } else { totals.1 += seconds }
+                }
+                order += 1
+            }
+            return (totals.0 / Double(calls), totals.1 / Double(calls))
         }
-        func sample(_ i: Int) throws -> Double {
-            var total = 0.0
-            for _ in 0..<calls[i] { total += try body(i) }
-            return total / Double(calls[i])
-        }
-        for _ in 0..<plan.warmup { for i in 0..<2 { _ = try sample(i) } }
+        for _ in 0..<plan.warmup { _ = try round() }
         beforeTimed()
         var samples: [[Double]] = [[], []]
-        for round in 0..<max(1, plan.repeats) {
-            for i in (round % 2 == 0 ? [0, 1] : [1, 0]) { samples[i].append(try sample(i)) }
+        for _ in 0..<max(1, plan.repeats) {
+            let (a, b) = try round()
+            samples[0].append(a)
+            samples[1].append(b)
+            // With an even number of runs per sample the next round would start on the same
+            // side; step once more so rounds alternate too.
+            if calls % 2 == 0 { order += 1 }
         }
-        return Pairs(reference: Measurement(samples: samples[0], callsPerSample: calls[0]),
-                     steered: Measurement(samples: samples[1], callsPerSample: calls[1]))
+        return Pairs(reference: Measurement(samples: samples[0], callsPerSample: calls),
+                     steered: Measurement(samples: samples[1], callsPerSample: calls))
     }
 
     /// The row: the steered figure from the median run, the unsteered one beside it (their
     /// quotient is the ratio column, as in the other suites), and the target checked on the median
-    /// of the per-round ratios: each round's two samples ran back to back, so a neighbour that
-    /// slows the machine for minutes (this VM is shared with builds) slows both sides of a round
-    /// alike, where the medians of the two sides can come from different minutes.
+    /// of the per-round ratios: each round's two samples were taken run by run in turn, so a
+    /// neighbour that slows the machine for minutes (this VM is shared with builds) slows both
+    /// sides of a round alike, where the medians of the two sides can come from different minutes.
     static func record(_ bench: BenchRun, name: String, shape: String, tokens: Int, _ m: Pairs, target: Double) {
         let figure = Double(tokens) / m.steered.median
         let reference = ReferenceFigure(name: "unsteered", figure: Double(tokens) / m.reference.median, seconds: m.reference.median)
