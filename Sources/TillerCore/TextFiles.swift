@@ -16,6 +16,25 @@ public enum TextFiles {
             throw TillerError.io(path: path, detail: "cannot read (\(error.localizedDescription))")
         }
     }
+
+    /// The JSON objects of a JSON Lines file's bytes, with their 1-based line numbers; blank lines
+    /// are skipped. A line that is not UTF-8, not JSON or not an object is a one-line
+    /// `TillerError.io` at "path:line" (`expecting` says what an object should hold).
+    public static func jsonObjectLines(_ data: Data, path: String, expecting: String) throws -> [(number: Int, fields: [String: Any])] {
+        var objects: [(number: Int, fields: [String: Any])] = []
+        for (index, raw) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            let bytes = Data(raw)
+            func fail(_ detail: String) -> TillerError { .io(path: "\(path):\(index + 1)", detail: detail) }
+            guard let text = String(data: bytes, encoding: .utf8) else { throw fail("not valid UTF-8") }
+            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { continue }
+            guard let object = try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed]) else {
+                throw fail("not valid JSON")
+            }
+            guard let fields = object as? [String: Any] else { throw fail("expected a JSON object with \(expecting)") }
+            objects.append((index + 1, fields))
+        }
+        return objects
+    }
 }
 
 /// JSON text written by hand (where key order or byte-exact output matters and JSONSerialization

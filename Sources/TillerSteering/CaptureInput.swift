@@ -52,19 +52,8 @@ public enum CaptureInput {
 
     public static func parse(_ data: Data, path: String) throws -> [CaptureTripletLine] {
         var lines: [CaptureTripletLine] = []
-        var number = 0
-        for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            number += 1
-            let bytes = Data(raw)
+        for (number, fields) in try TextFiles.jsonObjectLines(data, path: path, expecting: "\"steered\" and \"unsteered\" (or a lab corpus line)") {
             func fail(_ detail: String) -> TillerError { .io(path: "\(path):\(number)", detail: detail) }
-            guard let text = String(data: bytes, encoding: .utf8) else { throw fail("not valid UTF-8") }
-            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed]) else {
-                throw fail("not valid JSON")
-            }
-            guard let fields = object as? [String: Any] else {
-                throw fail("expected a JSON object with \"steered\" and \"unsteered\" (or a lab corpus line)")
-            }
             do {
                 lines.append(try line(fields, number: number))
             } catch let problem as Problem {

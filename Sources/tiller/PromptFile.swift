@@ -41,19 +41,8 @@ enum PromptFile {
 
     static func parse(_ data: Data, path: String) throws -> [Line] {
         var lines: [Line] = []
-        var number = 0
-        for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            number += 1
-            let bytes = Data(raw)
+        for (number, fields) in try TextFiles.jsonObjectLines(data, path: path, expecting: "\"prompt\" or \"messages\"") {
             func fail(_ detail: String) -> TillerError { .io(path: "\(path):\(number)", detail: detail) }
-            guard let text = String(data: bytes, encoding: .utf8) else { throw fail("not valid UTF-8") }
-            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed]) else {
-                throw fail("not valid JSON")
-            }
-            guard let fields = object as? [String: Any] else {
-                throw fail("expected a JSON object with \"prompt\" or \"messages\"")
-            }
             var seed: UInt64?
             if let value = fields["seed"] {
                 guard let number = value as? Int, number >= 0 else { throw fail("\"seed\" must be a non-negative integer") }
