@@ -4,8 +4,9 @@ import Foundation
 /// the one-line errors the command line prints.
 public enum TextFiles {
     /// The bytes of a regular file; a missing file, a directory or a read error is a one-line
-    /// `TillerError.io` naming the path.
+    /// `TillerError.io` naming the path. "-" is standard input, read to its end.
     public static func contents(of path: String) throws -> Data {
+        if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
             throw TillerError.io(path: path, detail: "no such file")

@@ -132,11 +132,7 @@ public struct LabCorpus: Sendable {
         for (name, text) in [("train.jsonl", trainJSONL), ("heldout.jsonl", heldoutJSONL), ("world.json", worldJSON)] {
             let data = Data(text.utf8)
             let file = url.appendingPathComponent(name)
-            do {
-                try data.write(to: file, options: .atomic)
-            } catch {
-                throw TillerError.io(path: file.path, detail: "cannot write")
-            }
+            try OutputFile.write(data, to: file.path)
             bytes.append(data.count)
         }
         return Files(directory: directory, trainBytes: bytes[0], heldoutBytes: bytes[1], worldBytes: bytes[2])

@@ -165,58 +165,44 @@ public struct CaptureLayout: Sendable {
 
 /// Writes a capture file as it is computed: the header (every offset known) first, then each
 /// triplet's rows into each tensor at their place, so only one triplet is ever held in memory. The
-/// file is written under a temporary name next to the target and renamed when every row is in, so
-/// an interrupted capture never leaves a file that looks whole.
+/// file is an `OutputFile`: written under a unique temporary name next to the target and renamed
+/// when every row is in, so an interrupted capture never leaves a file that looks whole and two
+/// captures to one path never mix.
 public final class CaptureWriter {
     public let path: String
     public let layout: CaptureLayout
-    private let temporaryPath: String
-    private var fd: Int32
+    private var file: OutputFile?
     /// Rows written so far; triplets are written in order.
     public private(set) var rowsWritten = 0
 
     public init(path: String, layout: CaptureLayout) throws {
         self.path = path
         self.layout = layout
-        temporaryPath = path + ".partial"
-        fd = open(temporaryPath, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw TillerError.io(path: path, detail: "cannot create \(temporaryPath): \(String(cString: strerror(errno)))") }
-        do {
-            guard ftruncate(fd, off_t(layout.fileSize)) == 0 else {
-                throw TillerError.io(path: path, detail: "cannot size the file to \(layout.fileSize) bytes: \(String(cString: strerror(errno)))")
-            }
-            try layout.header.withUnsafeBytes { try write($0, at: 0) }
-        } catch {
-            abandon()
-            throw error
+        let file = try OutputFile(path)
+        guard !file.isInPlace else {
+            throw TillerError.io(path: path, detail: "is not a regular file (a capture is written at offsets)")
         }
+        try file.truncate(to: layout.fileSize)
+        try layout.header.withUnsafeBytes { try file.write($0, at: 0) }
+        self.file = file
     }
-
-    deinit { abandon() }
 
     /// Closes and removes the temporary file (after an error, or when `finish` was never reached).
     public func abandon() {
-        guard fd >= 0 else { return }
-        close(fd)
-        fd = -1
-        unlink(temporaryPath)
+        file?.discard()
+        file = nil
     }
 
     private func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw TillerError.io(path: path, detail: "cannot write: \(String(cString: strerror(errno)))") }
-            done += n
-        }
+        guard let file else { throw TillerError.io(path: path, detail: "the capture file is closed") }
+        try file.write(bytes, at: offset)
     }
 
     /// Appends one triplet's rows: per row its token, triplet index, position and role; per
     /// captured layer (in `layout.info.layers` order) h and delta, each [rows, hidden] row-major.
     public func append(tokens: [Int32], example: [Int32], position: [Int32], role: [Int32], h: [[Float]], delta: [[Float]]) throws {
         let m = tokens.count, d = layout.info.hiddenSize, layers = layout.info.layers
-        guard fd >= 0 else { throw TillerError.io(path: path, detail: "the capture file is closed") }
+        guard file != nil else { throw TillerError.io(path: path, detail: "the capture file is closed") }
         guard example.count == m, position.count == m, role.count == m, h.count == layers.count, delta.count == layers.count,
               h.allSatisfy({ $0.count == m * d }), delta.allSatisfy({ $0.count == m * d }) else {
             throw TillerError.shapeMismatch(op: "capture", detail: "\(m) rows with mismatched per-row or per-layer arrays")
@@ -237,23 +223,14 @@ public final class CaptureWriter {
         rowsWritten += m
     }
 
-    /// Checks every row was written, closes the file and moves it into place.
+    /// Checks every row was written and moves the file into place.
     public func finish() throws {
         guard rowsWritten == layout.info.rows else {
             throw TillerError.io(path: path, detail: "wrote \(rowsWritten) of \(layout.info.rows) rows")
         }
-        guard fd >= 0 else { throw TillerError.io(path: path, detail: "the capture file is closed") }
-        let closed = close(fd)
-        fd = -1
-        guard closed == 0 else {
-            unlink(temporaryPath)
-            throw TillerError.io(path: path, detail: "cannot close: \(String(cString: strerror(errno)))")
-        }
-        guard rename(temporaryPath, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporaryPath)
-            throw TillerError.io(path: path, detail: "cannot move \(temporaryPath) into place: \(reason)")
-        }
+        guard let file else { throw TillerError.io(path: path, detail: "the capture file is closed") }
+        self.file = nil
+        try file.commit()
     }
 }
 

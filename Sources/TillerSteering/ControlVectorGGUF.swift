@@ -151,11 +151,7 @@ public struct ControlVector: Sendable, Equatable {
         } catch let error as TillerError {
             throw TillerError.io(path: path, detail: "cannot write control vector: \(error)")
         }
-        do {
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw TillerError.io(path: path, detail: "cannot write (\(error.localizedDescription))")
-        }
+        try OutputFile.write(data, to: path)
     }
 
     // MARK: Reading

@@ -85,11 +85,7 @@ public struct SteeringFile: Sendable, Equatable {
         } catch let error as TillerError {
             throw TillerError.io(path: path, detail: "cannot write steering file: \(error)")
         }
-        do {
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw TillerError.io(path: path, detail: "cannot write (\(error.localizedDescription))")
-        }
+        try OutputFile.write(data, to: path)
     }
 
     /// Saves an intervention made for `model`.

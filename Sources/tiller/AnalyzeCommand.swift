@@ -48,8 +48,15 @@ struct Analyze: ParsableCommand {
     }
 
     func run() throws {
+        if let out {
+            try OutputPaths.check(out, inputs: [("--capture", capture)] + (triplets.map { [("--triplets", $0)] } ?? []) + steer.map { ("--steer", $0) },
+                                  modelDirectory: model)
+        }
         let file = try CaptureFile(path: capture)
         let info = file.info
+        if let out, triplets == nil {
+            try OutputPaths.check(out, inputs: [("the capture's triplets file", info.source)])
+        }
         if let colorLayer, !info.layers.contains(colorLayer) {
             throw TillerError.io(path: capture, detail: "--color-layer \(colorLayer) is not captured (layers \(info.layers.map(String.init).joined(separator: ",")))")
         }
@@ -70,7 +77,7 @@ struct Analyze: ParsableCommand {
         }
 
         let source = triplets ?? info.source
-        let lines = try? CaptureInput.read(source)
+        let lines = source == "-" ? nil : try? CaptureInput.read(source)
         if !steer.isEmpty {
             var prompts: [[Int32]] = [], systemLengths: [Int] = []
             if let model, let tokenizer {
@@ -133,11 +140,7 @@ struct Analyze: ParsableCommand {
         let shown = Array(file.exampleRows.indices.filter { !file.exampleRows[$0].isEmpty }.prefix(examples))
         let text: (Int32) -> String = { id in tokenizer.map { $0.decode([id], skipSpecialTokens: false) } ?? "[\(id)]" }
         let report = CaptureReport(analysis: analysis, capture: file, tokenText: text, examples: shown, colorLayer: colour, captions: captions)
-        do {
-            try Data(report.html().utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
-        } catch {
-            throw TillerError.io(path: out, detail: "cannot write (\(error.localizedDescription))")
-        }
+        try OutputFile.write(Data(report.html().utf8), to: out)
         printError("tiller: wrote \(out)")
     }
 

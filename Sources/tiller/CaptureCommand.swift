@@ -22,7 +22,7 @@ struct Capture: ParsableCommand {
     @Option(help: "The model directory (config.json, *.safetensors, tokenizer.json).")
     var model: String
 
-    @Option(help: "The triplets (JSON Lines).")
+    @Option(help: "The triplets (JSON Lines; - for standard input).")
     var triplets: String
 
     @Option(help: "Layers to capture: comma-separated indices (0-based, the residual after block L) or \"all\".")
@@ -75,6 +75,7 @@ struct Capture: ParsableCommand {
 
     func run() throws {
         try ModelDirectory.check(model)
+        try OutputPaths.check(out, inputs: [("--triplets", triplets)], modelDirectory: model)
         let lines = try CaptureInput.read(triplets)
         guard !lines.isEmpty else { throw TillerError.io(path: triplets, detail: "no triplets (the file has no lines)") }
         let tokenizer = try ModelDirectory.tokenizer(model)

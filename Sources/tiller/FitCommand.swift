@@ -66,6 +66,7 @@ struct Fit: ParsableCommand {
 
     func run() throws {
         try ModelDirectory.check(model)
+        try OutputPaths.check(out, inputs: [("--capture", capture)], modelDirectory: model)
         let fingerprint = try ModelFingerprint(directory: model)
         let data = try CaptureData(path: capture)
         try data.check(against: fingerprint)

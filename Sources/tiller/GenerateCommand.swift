@@ -35,10 +35,10 @@ struct Generate: ParsableCommand {
     @Option(help: "The model directory (config.json, *.safetensors, tokenizer.json).")
     var model: String
 
-    @Option(help: "The input JSON Lines file.")
+    @Option(help: "The input JSON Lines file (- for standard input).")
     var prompts: String
 
-    @Option(help: "The output JSON Lines file.")
+    @Option(help: "The output JSON Lines file (- for standard output).")
     var out: String
 
     @Option(help: "Most new tokens per prompt.")
@@ -101,6 +101,7 @@ struct Generate: ParsableCommand {
     func run() throws {
         try ModelDirectory.check(model)
         let lines = try PromptFile.read(prompts)
+        try OutputPaths.check(out, inputs: inputs(lines), modelDirectory: model, allowStandardOutput: true)
         let tokenizer = try ModelDirectory.tokenizer(model)
         var template: ChatTemplate?
         let options = GenerationOptions(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
@@ -198,18 +199,14 @@ struct OutputLine: Encodable {
 /// Writes results as JSON lines in index order, holding back those that finish early.
 final class OrderedLineWriter {
     let path: String
-    private let handle: FileHandle
+    private let file: OutputFile
     private var held: [Int: String] = [:]
     private var next = 0
     private var failure: Error?
 
     init(path: String) throws {
         self.path = path
-        guard FileManager.default.createFile(atPath: path, contents: nil),
-              let handle = FileHandle(forWritingAtPath: path) else {
-            throw TillerError.io(path: path, detail: "cannot create the output file")
-        }
-        self.handle = handle
+        file = try OutputFile(path, allowStandardOutput: true)
     }
 
     func add(_ index: Int, _ line: OutputLine) {
@@ -217,7 +214,7 @@ final class OrderedLineWriter {
         do {
             held[index] = try jsonLine(line)
             while let text = held.removeValue(forKey: next) {
-                try handle.write(contentsOf: Data((text + "\n").utf8))
+                try file.write(Data((text + "\n").utf8))
                 next += 1
             }
         } catch {
@@ -226,8 +223,14 @@ final class OrderedLineWriter {
     }
 
     func close(expected: Int) throws {
-        try? handle.close()
-        if let failure { throw TillerError.io(path: path, detail: "cannot write (\(failure.localizedDescription))") }
-        guard next == expected else { throw TillerError.io(path: path, detail: "wrote \(next) of \(expected) lines") }
+        if let failure {
+            file.discard()
+            throw failure as? TillerError ?? TillerError.io(path: path, detail: "cannot write (\(failure.localizedDescription))")
+        }
+        guard next == expected else {
+            file.discard()
+            throw TillerError.io(path: path, detail: "wrote \(next) of \(expected) lines")
+        }
+        try file.commit()
     }
 }

@@ -112,6 +112,7 @@ struct LabCompareCommand: ParsableCommand {
     func run() throws {
         let settings = try settings()
         let directory = try modelOption.resolve()
+        if let out { try OutputPaths.check(out, inputs: [], modelDirectory: directory) }
         let seed = seed ?? HeldOutExamples.cardSeed(modelDirectory: directory) ?? HeldOutExamples.defaultSeed
         let pool = try HeldOutExamples.corpus(seed: seed)
         let backend = try backendOptions.make()
@@ -128,11 +129,7 @@ struct LabCompareCommand: ParsableCommand {
 
         let command = "tiller lab compare " + CommandLine.arguments.dropFirst(3).joined(separator: " ")
         if let out {
-            do {
-                try comparison.markdown(command: command.trimmingCharacters(in: .whitespaces)).write(toFile: out, atomically: true, encoding: .utf8)
-            } catch {
-                throw TillerError.io(path: out, detail: "cannot write (\(error.localizedDescription))")
-            }
+            try OutputFile.write(Data(comparison.markdown(command: command.trimmingCharacters(in: .whitespaces)).utf8), to: out)
         }
         if json {
             print(try comparison.json(extra: ["model": directory, "backend": backend.name]))

@@ -22,6 +22,7 @@ struct Logits: ParsableCommand {
     func run() throws {
         let tokens = try Self.parseIDs(ids)
         try ModelDirectory.check(model)
+        try OutputPaths.check(out, inputs: [], modelDirectory: model)
         let backend = try backendOptions.make()
         let transformer = try TransformerModel.load(directory: model, backend: backend)
         let cache = try transformer.makeCache(batchSize: 1, capacity: tokens.count)

@@ -27,6 +27,7 @@ struct Steer: ParsableCommand {
         var out: String
 
         func run() throws {
+            try OutputPaths.check(out, inputs: [("--in", input)])
             let file = try SteeringFile.read(path: input)
             let vector: ControlVector
             do {
@@ -59,6 +60,7 @@ struct Steer: ParsableCommand {
 
         func run() throws {
             try ModelDirectory.check(model)
+            try OutputPaths.check(out, inputs: [("--in", input)], modelDirectory: model)
             let fingerprint = try ModelFingerprint(directory: model)
             let vector = try ControlVector.read(path: input)
             let intervention = try vector.intervention(for: fingerprint, path: input)

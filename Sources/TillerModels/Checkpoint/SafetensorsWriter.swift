@@ -65,14 +65,9 @@ public enum SafetensorsWriter {
         return data
     }
 
-    /// Writes the file atomically (a reader never sees half a file), failing in one line naming the path.
+    /// Writes the file through `OutputFile` (a reader never sees half a file), failing in one line naming the path.
     public static func write(_ entries: [Entry], metadata: [String: String] = [:], to path: String) throws {
-        let data = try encode(entries, metadata: metadata)
-        do {
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw TillerError.io(path: path, detail: "cannot write (\(error.localizedDescription))")
-        }
+        try OutputFile.write(try encode(entries, metadata: metadata), to: path)
     }
 
     /// A JSON string literal (`JSONEscaping.quoted`).
