@@ -233,11 +233,17 @@ enum TemporaryFiles {
     static let lock = NSLock()
     static let installed: Bool = {
         _ = slots
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
         for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
             // A signal the parent chose to ignore (nohup, background jobs) stays ignored.
             let previous = signal(signalNumber, removeTemporariesAndReraise)
             if unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { signal(signalNumber, SIG_IGN) }
+            sigaddset(&unblock, signalNumber)
         }
+        // A mask inherited blocked (a parent spawning from a worker thread, as Foundation's
+        // Process does) would make the run deaf to SIGTERM; this thread takes them.
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         return true
     }()
 

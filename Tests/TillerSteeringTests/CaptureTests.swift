@@ -123,7 +123,7 @@ import TillerModels
         let layout = try #require(announced)
         let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
         #expect(layout.fileSize == size)
-        #expect(!FileManager.default.fileExists(atPath: path + ".partial"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["capture.safetensors"], "no temporary left")
         let n = triplets.reduce(0) { $0 + $1.sharedLength }
         #expect(progress.map(\.0) == Array(1...triplets.count))
         #expect(progress.last?.1 == n)
