@@ -162,7 +162,8 @@ import Testing
         let reference = try Self.readSafetensors(Self.fixtures.appendingPathComponent("models/\(architecture)/reference.safetensors").path)
         let ids = try #require(reference["ids"]).values.map { Int($0) }
         let want = try #require(reference["logits"])
-        let out = dir.file("logits.safetensors")
+        let scratch = try SteeringCommandTests.Scratch()  // outputs may not go into the model directory
+        let out = scratch.file("logits.safetensors")
         let result = try TillerProcess.run(["logits", "--model", dir.path, "--ids", ids.map(String.init).joined(separator: ","),
                                             "--out", out, "--backend", "cpu"])
         #expect(result.status == 0, "\(result.stderr)")
@@ -177,8 +178,8 @@ import Testing
     }
 
     @Test func logitsBadInput() throws {
-        let dir = try ModelDir(tokenizer: false)
-        let out = dir.file("l.safetensors")
+        let dir = try ModelDir(tokenizer: false), scratch = try SteeringCommandTests.Scratch()
+        let out = scratch.file("l.safetensors")
         Self.expectOneLineError(try TillerProcess.run(["logits", "--model", dir.path, "--ids", "1,x,3", "--out", out, "--backend", "cpu"]),
                                 containing: ["\"x\""])
         Self.expectOneLineError(try TillerProcess.run(["logits", "--model", dir.path, "--ids", "1,256", "--out", out, "--backend", "cpu"]),
@@ -215,7 +216,8 @@ import Testing
             "{\"ids\": \(greedy.cases[1].prompt_ids)}",
             "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}",
         ]
-        let inPath = dir.file("in.jsonl"), outPath = dir.file("out.jsonl")
+        let scratch = try SteeringCommandTests.Scratch()  // outputs may not go into the model directory
+        let inPath = dir.file("in.jsonl"), outPath = scratch.file("out.jsonl")
         try Self.write(input, to: inPath)
         let result = try TillerProcess.run(["generate", "--model", dir.path, "--prompts", inPath, "--out", outPath,
                                             "--max-new-tokens", "\(greedy.max_new_tokens)", "--batch-size", "2", "--backend", "cpu"])
@@ -248,7 +250,8 @@ import Testing
     /// stop strings are cut from the completion.
     @Test func generateSamplingIsBatchInvariant() throws {
         let dir = try ModelDir()
-        let inPath = dir.file("in.jsonl"), outPath = dir.file("out.jsonl")
+        let scratch = try SteeringCommandTests.Scratch()  // outputs may not go into the model directory
+        let inPath = dir.file("in.jsonl"), outPath = scratch.file("out.jsonl")
         let prompts = ["{\"prompt\": \"Once upon a time\"}", "{\"prompt\": \"Hi\"}", "{\"prompt\": \"The quick brown fox jumps\"}"]
         let options = ["--max-new-tokens", "16", "--temperature", "1.2", "--top-k", "50", "--top-p", "0.95", "--seed", "42", "--backend", "cpu"]
         try Self.write(prompts, to: inPath)
@@ -292,7 +295,8 @@ import Testing
 
     @Test func generateRejectsMalformedJSONL() throws {
         let dir = try ModelDir()
-        let inPath = dir.file("in.jsonl"), outPath = dir.file("out.jsonl")
+        let scratch = try SteeringCommandTests.Scratch()  // outputs may not go into the model directory
+        let inPath = dir.file("in.jsonl"), outPath = scratch.file("out.jsonl")
         let cases: [([String], Int, String)] = [
             (["{\"prompt\": \"ok\"}", "{\"prompt\": \"ok\"}", "{not json"], 3, "JSON"),
             (["{\"prompt\": \"ok\"}", "{\"text\": \"wrong key\"}"], 2, "prompt"),
