@@ -237,6 +237,10 @@ import Testing
         let streamed = Self.finish(try Self.start(["generate", "--model", Self.labModel, "--prompts", "-", "--out", "-"] + flags, stdin: prompts))
         #expect(streamed.status == 0, "\(streamed.stderr)")
         #expect(Data(streamed.stdout.utf8) == (try Self.bytes(out)))
+        // A symlink to a device or pipe (/dev/stdout) is written in place, not replaced by a file.
+        let device = Self.finish(try Self.start(["generate", "--model", Self.labModel, "--prompts", prompts, "--out", "/dev/stdout"] + flags))
+        #expect(device.status == 0, "\(device.stderr)")
+        #expect(Data(device.stdout.utf8) == (try Self.bytes(out)))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["out.jsonl", "prompts.jsonl"])
 
         // capture --triplets - gives the capture of the file (its tensors; the header records "-").
