@@ -6,7 +6,8 @@ import TillerSteering
 /// The input of `tiller generate`: JSON Lines, one prompt per line. Each line is an object with
 /// "prompt" (a string, encoded with the tokenizer's special tokens), "messages" (a list of
 /// {"role", "content"} rendered through the chat template) or "ids" (token ids, used as they
-/// are), and optionally "seed" (a non-negative integer overriding --seed for that line). Other
+/// are), and optionally "seed" (a non-negative integer overriding --seed for that line) and "id"
+/// (any JSON value, repeated on the line's output). Other
 /// keys are ignored; blank lines are skipped.
 ///
 /// Steering, all optional: "steer" (a steering file: a --steer-file name or a path, "NAME" or
@@ -25,6 +26,8 @@ enum PromptFile {
     struct Line {
         var number: Int
         var prompt: Prompt
+        /// The line's "id", echoed on its output line.
+        var id: EchoedJSON? = nil
         var seed: UInt64? = nil
         /// The line's own steering files; nil when it has no "steer" (the run's --steer applies),
         /// [] when it asks for none.
@@ -88,6 +91,7 @@ enum PromptFile {
                 steering.prompt = .ids(ids)
             }
             steering.seed = seed
+            steering.id = fields["id"].map(EchoedJSON.init)
             lines.append(steering)
         }
         return lines

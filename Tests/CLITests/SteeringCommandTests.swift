@@ -367,7 +367,9 @@ import Testing
             let out = dir.file("out-\(outputs.count).jsonl")
             try Self.ok(["generate", "--model", Self.labModel, "--prompts", prompts, "--out", out, "--steer", "\(file):3",
                          "--max-new-tokens", "16", "--backend", "cpu"] + location)
-            outputs.append(try String(contentsOfFile: out, encoding: .utf8))
+            // The completion and ids (each line also echoes its own file name and location).
+            let line = try Self.jsonObject(try String(contentsOfFile: out, encoding: .utf8))
+            outputs.append("\(line["completion"] ?? "-") \(line["ids"] ?? "-")")
         }
         #expect(outputs[0] == outputs[1] && outputs[1] == outputs[2], "\(outputs)")
 
