@@ -46,7 +46,8 @@ struct Detokenize: ParsableCommand {
             for item in numbers {
                 // Booleans come back as NSNumbers too, of objCType "c".
                 guard let n = item as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue == n.doubleValue.rounded() else {
-                    throw bad("\(item) is not a token id (a non-negative integer)")
+                    let shown = (item as? NSNumber).map { String(cString: $0.objCType) == "c" ? ($0.boolValue ? "true" : "false") : "\($0)" } ?? "\(item)"
+                    throw bad("\(shown) is not a token id (a non-negative integer)")
                 }
                 items.append(n.doubleValue.magnitude < 1e15 ? String(n.int64Value) : "\(item)")
             }

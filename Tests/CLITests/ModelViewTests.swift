@@ -179,7 +179,7 @@ import Testing
         try SteeringCommandTests.fails(["detokenize", "--model", dir.path, "--ids", "1,999"], containing: ["999", "vocabulary"])
         try SteeringCommandTests.fails(["detokenize", "--model", dir.path, "--ids", "1,x"], containing: ["\"x\"", "--ids"])
         try SteeringCommandTests.fails(["detokenize", "--model", dir.path, "--ids=-3"], containing: ["\"-3\""])
-        try SteeringCommandTests.fails(["detokenize", "--model", dir.path, "--ids", "[1, true]"], containing: ["token id"])
+        try SteeringCommandTests.fails(["detokenize", "--model", dir.path, "--ids", "[1, true]"], containing: ["true is not a token id"])
         let empty = try TillerProcess.run(["detokenize", "--model", dir.path], input: Data())
         ModelCommandTests.expectOneLineError(empty, containing: ["standard input", "no token ids"])
         try SteeringCommandTests.fails(["tokenize", "--model", dir.path, "--text", "x", "--render", "--pieces"], containing: ["--pieces"])
