@@ -153,10 +153,16 @@ struct ModelInspection: Encodable {
         weightBytes = checkpoint.files.reduce(0) { $0 + $1.fileByteCount }
 
         tokenizer = FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("tokenizer.json"))
-        let hasTemplateFile = ["chat_template.jinja", "tokenizer_config.json"].contains {
-            FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent($0))
+        // A template in chat_template.jinja or tokenizer_config.json's "chat_template" (base models
+        // have a tokenizer_config.json without one: no template, not an error). A config that is not
+        // a JSON object is handed to ChatTemplate, which says what is wrong with it.
+        let tokenizerConfig = (directory as NSString).appendingPathComponent("tokenizer_config.json")
+        var hasTemplate = FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("chat_template.jinja"))
+        if !hasTemplate, FileManager.default.fileExists(atPath: tokenizerConfig) {
+            let object = (try? Data(contentsOf: URL(fileURLWithPath: tokenizerConfig))).flatMap { try? JSONSerialization.jsonObject(with: $0) } as? [String: Any]
+            hasTemplate = object == nil || object?["chat_template"] != nil
         }
-        if hasTemplateFile {
+        if hasTemplate {
             do {
                 let template = try ChatTemplate(directory: directory)
                 chatTemplate = template.source

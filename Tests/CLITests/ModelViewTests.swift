@@ -122,6 +122,19 @@ import Testing
         let dir = try Scratch()
         try "{\"hidden_size\": 64}".write(toFile: dir.file("config.json"), atomically: true, encoding: .utf8)
         try SteeringCommandTests.fails(["inspect", "--model", dir.path], containing: [dir.path, "model.safetensors"])
+
+        // A tokenizer_config.json without a template is a model without one; a template that does
+        // not parse is reported (the rest of the report still stands).
+        let model = try ModelCommandTests.ModelDir()
+        let config = model.file("tokenizer_config.json")
+        try "{\"eos_token\": \"<|endoftext|>\"}".write(toFile: config, atomically: true, encoding: .utf8)
+        let bare = try SteeringCommandTests.jsonObject(try Self.ok(["inspect", "--model", model.path, "--json"]).stdout)
+        #expect(bare["chat_template"] is NSNull && bare["chat_template_error"] is NSNull && bare["tokenizer"] as? Bool == true)
+        try "{\"chat_template\": \"{% for m in %}\"}".write(toFile: config, atomically: true, encoding: .utf8)
+        let broken = try SteeringCommandTests.jsonObject(try Self.ok(["inspect", "--model", model.path, "--json"]).stdout)
+        #expect((broken["chat_template_error"] as? String)?.contains(config) == true, "\(broken)")
+        let table = try Self.ok(["inspect", "--model", model.path]).stdout
+        #expect(table.split(separator: "\n").contains { $0.hasPrefix("chat template:") && $0.contains("unreadable: \(config)") }, "\(table)")
     }
 
     // MARK: tokenize --pieces / --render, detokenize
