@@ -6,8 +6,7 @@ import TillerSteering
 /// The input of `tiller generate`: JSON Lines, one prompt per line. Each line is an object with
 /// "prompt" (a string, encoded with the tokenizer's special tokens), "messages" (a list of
 /// {"role", "content"} rendered through the chat template) or "ids" (token ids, used as they
-/// are), and optionally "seed" (a non-negative integer overriding --seed for that line) and "id"
-/// (any JSON value, repeated on the line's output). Other
+/// are), and optionally "seed" (a non-negative integer overriding --seed for that line). Other
 /// keys are ignored; blank lines are skipped.
 ///
 /// Steering, all optional: "steer" (a steering file: a --steer-file name or a path, "NAME" or
@@ -26,7 +25,7 @@ enum PromptFile {
     struct Line {
         var number: Int
         var prompt: Prompt
-        /// The line's "id", echoed on its output line.
+        /// The line's optional "id" (any JSON value), repeated on its output line.
         var id: EchoedJSON? = nil
         var seed: UInt64? = nil
         /// The line's own steering files; nil when it has no "steer" (the run's --steer applies),
