@@ -68,11 +68,26 @@ public struct ControlVector: Sendable, Equatable {
         self.init(modelHint: modelHint, directions: directions, method: intervention.method)
     }
 
+    /// Layers a control vector cannot hold: 0, since llama.cpp refuses direction.0 (it never
+    /// steers block 0's output; docs/steering.md, "The layer-index convention").
+    public static func unrepresentableLayers(_ intervention: Intervention) -> [Int] {
+        intervention.layers.filter { $0 < 1 }
+    }
+
+    /// The intervention without the layers a control vector cannot hold, and which those were.
+    public static func droppingUnrepresentableLayers(_ intervention: Intervention) -> (intervention: Intervention, dropped: [Int]) {
+        let dropped = unrepresentableLayers(intervention)
+        var kept = intervention
+        for layer in dropped { kept.heads[layer] = nil }
+        return (kept, dropped)
+    }
+
     /// What exporting `intervention` loses, one line each, for the command line to print.
     public static func exportNotes(_ intervention: Intervention) -> [String] {
         var notes: [String] = []
         if intervention.location != .all {
-            notes.append("llama.cpp adds a control vector at every position; the location \(intervention.location.name) is not kept")
+            // The one difference that changes every output: say how to get the same positions in Tiller.
+            notes.append("the location \(intervention.location.name) is not kept: llama.cpp adds a control vector at every position, so its outputs differ from Tiller's unless Tiller steers every position too (tiller fit --location all, or tiller generate --steer-location all)")
         }
         if intervention.alpha != 1 {
             notes.append("alpha \(intervention.alpha) is multiplied into the directions (llama.cpp scales them again by --control-vector-scaled)")

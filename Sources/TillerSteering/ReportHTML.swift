@@ -15,15 +15,18 @@ public struct CaptureReport {
     public var colorLayer: Int
     /// Per triplet: a line describing it (e.g. the steered prompt), shown above its tokens.
     public var captions: [Int: String]
+    /// The prompts x' and x as the model saw them (nil: not known, e.g. no model given).
+    public var rendering: TripletRendering?
 
     public init(analysis: CaptureAnalysis, capture: CaptureFile, tokenText: @escaping (Int32) -> String, examples: [Int],
-                colorLayer: Int, captions: [Int: String] = [:]) {
+                colorLayer: Int, captions: [Int: String] = [:], rendering: TripletRendering? = nil) {
         self.analysis = analysis
         self.capture = capture
         self.tokenText = tokenText
         self.examples = examples
         self.colorLayer = colorLayer
         self.captions = captions
+        self.rendering = rendering
     }
 
     // MARK: Page
@@ -43,12 +46,14 @@ public struct CaptureReport {
             minus the same on the unsteered xy&prime;, at the positions the two share (the end of the prompt and the answer y&prime;).</p>
 
             """
+        out += systemPromptNote()
         out += summary()
         out += "<h2>Per layer</h2>\n<div class=\"charts\">" + quantileChart() + ratioChart() + "</div>\n"
         out += layerTable()
         out += roleTable()
         out += tokenTable()
         if !analysis.replays.isEmpty { out += replaySection() }
+        out += promptSection()
         out += tokenSection()
         out += "<p class=\"foot\">Written by tiller analyze. Quantiles interpolate linearly; \"half-mass share\" is the smallest fraction of rows whose squared norms sum to half of the total.</p>\n"
         return out + "</body></html>\n"
@@ -357,5 +362,8 @@ public enum ReportHTML {
         .legend{display:flex;align-items:center;gap:8px;font-size:12px;color:#555;margin:4px 0 8px}
         .legend .bar{display:inline-block;width:220px;height:12px;border:1px solid #ccc}
         .foot{color:#777;font-size:12px;margin-top:30px}
+        .finding.warning{background:#fdecea;border-left-color:#c62828}
+        .prompts{display:grid;grid-template-columns:1fr 1fr;gap:10px;margin:6px 0 14px}
+        .prompts pre{margin:2px 0;background:#f7f7f7;border:1px solid #e0e0e0;padding:6px;font-size:12px;white-space:pre-wrap;word-break:break-word}
         """
 }

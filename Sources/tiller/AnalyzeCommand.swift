@@ -20,7 +20,7 @@ struct Analyze: ParsableCommand {
     @Option(help: "The capture file (from tiller capture).")
     var capture: String
 
-    @Option(help: "The captured model's directory: token texts in the report, and replaying --steer files.")
+    @Option(help: "The captured model's directory: token texts and rendered prompts in the report, and replaying --steer files.")
     var model: String?
 
     @Option(help: "A steering file (.safetensors) or control vector (.gguf) to compare with Delta_PS (repeatable).")
@@ -130,6 +130,15 @@ struct Analyze: ParsableCommand {
 
         print(json ? try analysis.json() : analysis.table)
 
+        // x' and x as the model saw them; a default system prompt in x is said here and in the report.
+        var rendering: TripletRendering?
+        if let model, let tokenizer, let lines, lines.count == info.triplets {
+            let chat = lines.contains { if case .messages = $0.unsteered { return true }; if case .messages = $0.steered { return true }; return false }
+            let template = try chat ? ChatTemplate(directory: model) : nil
+            rendering = TripletRendering(lines: lines, tokenizer: tokenizer, template: template, limit: examples)
+            if let note = rendering?.note { printError("note: \(note)") }
+        }
+
         guard let out else { return }
         let layers = info.layers
         let colour = colorLayer ?? (layers.isEmpty ? 0 : layers[layers.count / 2])
@@ -139,7 +148,8 @@ struct Analyze: ParsableCommand {
         }
         let shown = Array(file.exampleRows.indices.filter { !file.exampleRows[$0].isEmpty }.prefix(examples))
         let text: (Int32) -> String = { id in tokenizer.map { $0.decode([id], skipSpecialTokens: false) } ?? "[\(id)]" }
-        let report = CaptureReport(analysis: analysis, capture: file, tokenText: text, examples: shown, colorLayer: colour, captions: captions)
+        let report = CaptureReport(analysis: analysis, capture: file, tokenText: text, examples: shown, colorLayer: colour, captions: captions,
+                                   rendering: rendering)
         try OutputFile.write(Data(report.html().utf8), to: out)
         printError("tiller: wrote \(out)")
     }

@@ -12,7 +12,9 @@ struct Generate: ParsableCommand {
             {"messages": [{"role": ..., "content": ...}, ...]} (rendered through the model's chat \
             template with the generation prompt) or {"ids": [...]} (token ids as they are); an optional "seed" overrides --seed for its line. The \
             output has one line per input line, in input order: {"completion": ..., "ids": [...], \
-            "stop_reason": "eos" | "stop_string" | "max_tokens" | "capacity"}. Every prompt samples \
+            "stop_reason": "eos" | "stop_string" | "max_tokens" | "capacity", "seed": ..., "steering": [...]}, \
+            with the input line's "id" when it has one and each steering file applied as \
+            {"file", "alpha", "location"}. Every prompt samples \
             from its own generator seeded with --seed, so its output does not depend on the batch.
 
             Steering. --steer FILE[:ALPHA] steers every line (repeat it to stack files, applied in \
@@ -157,6 +159,11 @@ struct Generate: ParsableCommand {
             requests.append(GenerationRequest(promptIDs: ids, options: lineOptions))
         }
 
+        let echoes = lines.indices.map {
+            OutputLine.Echo(line: lines[$0], entries: steering.entries(line: lines[$0], run: runSteering), sequence: lineSteering[$0],
+                            interventions: steering.interventions, seed: requests[$0].options.seed)
+        }
+
         let backend = try backendOptions.make()
         let transformer = try TransformerModel.load(directory: model, backend: backend)
         for (i, request) in requests.enumerated() {
@@ -180,7 +187,7 @@ struct Generate: ParsableCommand {
             last = p
             bar.update(p)
         }, onResult: { index, result in
-            writer.add(index, OutputLine(completion: result.completion, ids: result.ids, stop_reason: result.stopReason.rawValue))
+            writer.add(index, OutputLine(completion: result.completion, ids: result.ids, stop_reason: result.stopReason.rawValue, echo: echoes[index]))
         })
         bar.close(last)
         try writer.close(expected: requests.count)
@@ -188,12 +195,6 @@ struct Generate: ParsableCommand {
                           requests.count, last.promptTokens, last.generatedTokens, last.elapsed,
                           last.tokensPerSecond, backend.name))
     }
-}
-
-struct OutputLine: Encodable {
-    var completion: String
-    var ids: [Int32]
-    var stop_reason: String
 }
 
 /// Writes results as JSON lines in index order, holding back those that finish early.

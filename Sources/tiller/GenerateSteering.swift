@@ -96,16 +96,18 @@ final class GenerateSteering {
     /// The steering of one line: its own entries, or the run's when it gives none; the line's
     /// alpha and location replace the run's, and fill in for its own entries that give none.
     func steering(line: PromptFile.Line, run: [SteerEntry], systemLength: Int) throws -> SequenceSteering {
-        let entries: [SteerEntry]
-        if let own = line.steer {
-            entries = own.map { SteerEntry(name: $0.name, alpha: $0.alpha ?? line.alpha, location: $0.location ?? line.location) }
-        } else {
-            entries = run.map { SteerEntry(name: $0.name, alpha: line.alpha ?? $0.alpha, location: line.location ?? $0.location) }
-        }
-        let applications = try entries.map {
+        let applications = try entries(line: line, run: run).map {
             SteeringApplication(intervention: try intervention($0.name), alpha: $0.alpha, location: $0.location)
         }
         return SequenceSteering(applications, systemLength: line.systemLength ?? systemLength)
+    }
+
+    /// The steering entries of one line, in order: its own, or the run's when it gives none.
+    func entries(line: PromptFile.Line, run: [SteerEntry]) -> [SteerEntry] {
+        if let own = line.steer {
+            return own.map { SteerEntry(name: $0.name, alpha: $0.alpha ?? line.alpha, location: $0.location ?? line.location) }
+        }
+        return run.map { SteerEntry(name: $0.name, alpha: line.alpha ?? $0.alpha, location: line.location ?? $0.location) }
     }
 }
 

@@ -25,6 +25,8 @@ enum PromptFile {
     struct Line {
         var number: Int
         var prompt: Prompt
+        /// The line's optional "id" (any JSON value), repeated on its output line.
+        var id: EchoedJSON? = nil
         var seed: UInt64? = nil
         /// The line's own steering files; nil when it has no "steer" (the run's --steer applies),
         /// [] when it asks for none.
@@ -88,6 +90,7 @@ enum PromptFile {
                 steering.prompt = .ids(ids)
             }
             steering.seed = seed
+            steering.id = fields["id"].map(EchoedJSON.init)
             lines.append(steering)
         }
         return lines

@@ -16,8 +16,11 @@ struct Steer: ParsableCommand {
             abstract: "Write a steering file of constant heads as a llama.cpp control vector (GGUF).",
             discussion: """
                 Layer L (the residual after block L) becomes direction.L, alpha is multiplied into \
-                the directions, and the location is dropped (llama.cpp steers every position). \
-                Layer 0 and non-constant heads (PSR, Stolfo) cannot be exported.
+                the directions, and the location is dropped: llama.cpp steers every position, so a \
+                file fitted for answer_only (fit's default) gives other outputs there than in Tiller; \
+                fit with --location all (or generate with --steer-location all) to compare. \
+                Non-constant heads (PSR, Stolfo) cannot be exported, nor layer 0 (llama.cpp refuses \
+                direction.0): --drop-layer-0 exports the other layers without it.
                 """)
 
         @Option(name: .customLong("in"), help: "The steering file (.safetensors).")
@@ -26,17 +29,32 @@ struct Steer: ParsableCommand {
         @Option(help: "The control vector to write (.gguf).")
         var out: String
 
+        @Flag(name: .customLong("drop-layer-0"), help: "Leave out layer 0, which llama.cpp cannot load, instead of refusing the file.")
+        var dropLayer0 = false
+
         func run() throws {
             try OutputPaths.check(out, inputs: [("--in", input)])
             let file = try SteeringFile.read(path: input)
+            var intervention = file.intervention
+            let (kept, dropped) = ControlVector.droppingUnrepresentableLayers(intervention)
+            if !dropped.isEmpty {
+                guard dropLayer0 else {
+                    throw TillerError.io(path: input, detail: "has a head on layer \(dropped.map(String.init).joined(separator: ",")), which llama.cpp cannot load (it refuses direction.0); pass --drop-layer-0 to export the other layers without it")
+                }
+                guard !kept.heads.isEmpty else {
+                    throw TillerError.io(path: input, detail: "steers layer 0 only, which llama.cpp cannot load: nothing is left to export")
+                }
+                intervention = kept
+                FileHandle.standardError.write(Data("note: dropped layer \(dropped.map(String.init).joined(separator: ",")) (llama.cpp cannot load direction.0); the control vector steers layers \(kept.layers.map(String.init).joined(separator: ",")) only\n".utf8))
+            }
             let vector: ControlVector
             do {
-                vector = try ControlVector(intervention: file.intervention, modelHint: file.model.modelType)
+                vector = try ControlVector(intervention: intervention, modelHint: file.model.modelType)
             } catch let error as TillerError {
                 throw TillerError.io(path: input, detail: "\(error)")
             }
             try vector.write(to: out)
-            for note in ControlVector.exportNotes(file.intervention) {
+            for note in ControlVector.exportNotes(intervention) {
                 FileHandle.standardError.write(Data("note: \(note)\n".utf8))
             }
             print("wrote \(out): \(vector.layers.count) direction\(vector.layers.count == 1 ? "" : "s") (layers \(vector.layers.map(String.init).joined(separator: ","))), model hint \(vector.modelHint)")

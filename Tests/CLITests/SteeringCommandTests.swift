@@ -317,8 +317,13 @@ import Testing
         for i in lines.indices {
             #expect(mixed[i] == alone[i], "line \(i + 1) in the batch:\n\(mixed[i])\nalone:\n\(alone[i])")
         }
-        #expect(mixed[1] != mixed[0], "DiffMean at alpha 4 changes the answer")
-        #expect(mixed[4] != mixed[0], "the steering prompt changes the answer")
+        // Across lines, the generated tokens (each output line also echoes its own steering).
+        func generated(_ line: String) throws -> String {
+            let object = try Self.jsonObject(line)
+            return "\(object["completion"] ?? "-") \(object["ids"] ?? "-")"
+        }
+        #expect(try generated(mixed[1]) != generated(mixed[0]), "DiffMean at alpha 4 changes the answer")
+        #expect(try generated(mixed[4]) != generated(mixed[0]), "the steering prompt changes the answer")
 
         // --steer FILE:ALPHA for the run; "steer": null leaves a line unsteered.
         let runLines = try [
@@ -331,7 +336,7 @@ import Testing
                                                  in: dir, name: "run")
         for i in runLines.indices { #expect(run.mixed[i] == run.alone[i], "line \(i + 1): \(run.mixed[i]) vs \(run.alone[i])") }
         #expect(run.mixed[1] == mixed[0], "\"steer\": null is the unsteered answer")
-        #expect(run.mixed[0] == mixed[1], "--steer FILE:4 equals the line's own \"steer\" at alpha 4")
+        #expect(try generated(run.mixed[0]) == generated(mixed[1]), "--steer FILE:4 equals the line's own \"steer\" at alpha 4")
     }
 
     // MARK: control vectors
@@ -367,7 +372,9 @@ import Testing
             let out = dir.file("out-\(outputs.count).jsonl")
             try Self.ok(["generate", "--model", Self.labModel, "--prompts", prompts, "--out", out, "--steer", "\(file):3",
                          "--max-new-tokens", "16", "--backend", "cpu"] + location)
-            outputs.append(try String(contentsOfFile: out, encoding: .utf8))
+            // The completion and ids (each line also echoes its own file name and location).
+            let line = try Self.jsonObject(try String(contentsOfFile: out, encoding: .utf8))
+            outputs.append("\(line["completion"] ?? "-") \(line["ids"] ?? "-")")
         }
         #expect(outputs[0] == outputs[1] && outputs[1] == outputs[2], "\(outputs)")
 
