@@ -39,6 +39,9 @@ public final class TransformerModel {
     let lmHead: Tensor
     let layers: [LayerWeights]
     let inverseFrequencies: Tensor
+    /// The inverse frequencies negated: rope with them is the adjoint (the inverse) of rope.
+    /// Made by the first backward pass.
+    var negatedInverseFrequencies: Tensor?
 
     public var hiddenSize: Int { config.hiddenSize }
     public var vocabularySize: Int { config.vocabSize }
@@ -281,8 +284,8 @@ public final class TransformerModel {
             try be.cacheAppend(try k.reshaped([b, t, hkv, hd]), into: cache.keys[index], batch: batch)
             try be.cacheAppend(try v.reshaped([b, t, hkv, hd]), into: cache.values[index], batch: batch)
             guard pruned, let lastRows, let lastPositions else {
-                try attentionAndMLP(layer, index, q: q, batch: batch, rows: t, x: x, h: h, attended: attended,
-                                    gate: gate, up: up, sandwich: sandwich, cache: cache, eps: eps)
+                let block = BlockActivations.inPlace(x: x, h: h, q: q, k: k, v: v, attended: attended, gate: gate, up: up, sandwich: sandwich)
+                try attentionAndMLP(layer, index, block, keys: cache.keys[index], values: cache.values[index], batch: batch, rows: t, eps: eps)
                 try hook?.afterBlock(index, residual: x, step: step, backend: be)
                 continue
             }
@@ -294,11 +297,11 @@ public final class TransformerModel {
             try be.gatherRows(h, indices: lastRows, out: hLast)
             try be.matmul(hLast, layer.q, layout: .nk, bias: layer.qBias, accumulate: false, out: qLast)
             try be.rope(try qLast.reshaped([b, hq, hd]), positions: lastPositions, inverseFrequencies: inverseFrequencies)
-            try attentionAndMLP(layer, index, q: qLast, batch: lastBatch, rows: 1, x: xLast, h: hLast,
-                                attended: try scratch("attendedLast", [b, hq * hd]),
-                                gate: try scratch("gateLast", [b, f]), up: try scratch("upLast", [b, f]),
-                                sandwich: traits.sandwichNorms ? try scratch("sandwichLast", [b, d]) : nil,
-                                cache: cache, eps: eps)
+            let block = BlockActivations.inPlace(x: xLast, h: hLast, q: qLast, k: k, v: v,
+                                                 attended: try scratch("attendedLast", [b, hq * hd]),
+                                                 gate: try scratch("gateLast", [b, f]), up: try scratch("upLast", [b, f]),
+                                                 sandwich: traits.sandwichNorms ? try scratch("sandwichLast", [b, d]) : nil)
+            try attentionAndMLP(layer, index, block, keys: cache.keys[index], values: cache.values[index], batch: lastBatch, rows: 1, eps: eps)
             final = xLast
         }
 
@@ -312,38 +315,5 @@ public final class TransformerModel {
         }
         for s in 0..<b { cache.lengths[s] += tokens[s].count }
         return ForwardOutput(logits: logits, rows: rows)
-    }
-
-    /// The rest of a block once q holds the roped queries and the cache the new keys and values:
-    /// attention, output projection and MLP, each added into the residual x. The q, x and scratch
-    /// tensors have `rows` rows per sequence of the cache's batch.
-    private func attentionAndMLP(_ layer: LayerWeights, _ index: Int, q: Tensor, batch: SequenceBatch, rows t: Int,
-                                 x: Tensor, h: Tensor, attended: Tensor, gate: Tensor, up: Tensor, sandwich: Tensor?,
-                                 cache: KVCache, eps: Float) throws {
-        let be = backend, b = cache.batchSize
-        let hq = config.numAttentionHeads, hd = config.resolvedHeadDim
-        let options = AttentionOptions(scale: traits.attentionScale, slidingWindow: traits.slidingWindow(index),
-                                       softcap: traits.attentionSoftcap)
-        try be.attention(q: try q.reshaped([b, t, hq, hd]), k: cache.keys[index], v: cache.values[index],
-                         batch: batch, options: options, out: try attended.reshaped([b, t, hq, hd]))
-        try residualAdd(attended, layer.o, norm: layer.postAttentionNorm, sandwich: sandwich, eps: eps, into: x)
-
-        try be.rmsNorm(x, weight: layer.preFeedforwardNorm ?? layer.postAttentionNorm, eps: eps,
-                       unitOffset: traits.normUnitOffset, out: h)
-        try be.matmul(h, layer.gate, layout: .nk, bias: nil, accumulate: false, out: gate)
-        try be.matmul(h, layer.up, layout: .nk, bias: nil, accumulate: false, out: up)
-        try be.gatedActivation(traits.activation, gate: gate, up: up, out: gate)
-        try residualAdd(gate, layer.down, norm: layer.postFeedforwardNorm, sandwich: sandwich, eps: eps, into: x)
-    }
-
-    /// x += W . input, or with sandwich norms (Gemma 2) x += norm(W . input).
-    private func residualAdd(_ input: Tensor, _ w: Tensor, norm: Tensor?, sandwich: Tensor?, eps: Float, into x: Tensor) throws {
-        if let sandwich, let norm {
-            try backend.matmul(input, w, layout: .nk, bias: nil, accumulate: false, out: sandwich)
-            try backend.rmsNorm(sandwich, weight: norm, eps: eps, unitOffset: traits.normUnitOffset, out: sandwich)
-            try backend.add(x, sandwich, out: x)
-        } else {
-            try backend.matmul(input, w, layout: .nk, bias: nil, accumulate: true, out: x)
-        }
     }
 }
