@@ -286,6 +286,9 @@ public final class CapturePreparer {
         let requests = toSample.map { GenerationRequest(promptIDs: triplets[$0].steeredPrompt, options: options) }
         let results = try generator.generate(requests, progress: progress)
         for (k, index) in toSample.enumerated() {
+            guard results[k].stopReason != .nonFinite else {
+                throw TillerError.io(path: "\(path):\(lines[index].number)", detail: "sampling y' from the steered prompt went NaN or Inf; give a \"completion\"")
+            }
             var ids = results[k].ids
             if results[k].stopReason == .eos, let last = ids.last, generator.eosTokenIDs.contains(last) { ids.removeLast() }
             triplets[index].completion = ids
