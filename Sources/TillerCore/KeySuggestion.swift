@@ -2,12 +2,16 @@
 /// would otherwise be ignored silently and the line run without what it asked for.
 public enum KeySuggestion {
     /// The first key of `fields` (in sorted order, so the message is the same every run) that is
-    /// not in `known`, as a one-line detail: `unknown key "steeer" (did you mean "steer"?)`;
-    /// nil when every key is known.
+    /// not in `known`, as a one-line detail: `unknown key "steeer" (did you mean "steer"?)`, or
+    /// the known keys listed when none is near; nil when every key is known.
     public static func unknownKey<Value>(in fields: [String: Value], known: [String]) -> String? {
         guard let key = fields.keys.sorted().first(where: { !known.contains($0) }) else { return nil }
         var detail = "unknown key \(JSONEscaping.quoted(key))"
-        if let near = nearest(to: key, in: known) { detail += " (did you mean \(JSONEscaping.quoted(near))?)" }
+        if let near = nearest(to: key, in: known) {
+            detail += " (did you mean \(JSONEscaping.quoted(near))?)"
+        } else {
+            detail += " (known keys: \(known.map(JSONEscaping.quoted).joined(separator: ", ")))"
+        }
         return detail
     }
 

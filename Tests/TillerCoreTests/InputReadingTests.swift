@@ -83,7 +83,7 @@ import TillerCore
         #expect(KeySuggestion.unknownKey(in: ["steeer": 1, "prompt": 2], known: known) == "unknown key \"steeer\" (did you mean \"steer\"?)")
         #expect(KeySuggestion.unknownKey(in: ["alhpa": 1], known: known) == "unknown key \"alhpa\" (did you mean \"alpha\"?)")
         #expect(KeySuggestion.unknownKey(in: ["Prompt": 1], known: known) == "unknown key \"Prompt\" (did you mean \"prompt\"?)")
-        #expect(KeySuggestion.unknownKey(in: ["temperature": 1], known: known) == "unknown key \"temperature\"")
+        #expect(KeySuggestion.unknownKey(in: ["temperature": 1], known: known) == "unknown key \"temperature\" (known keys: \"prompt\", \"messages\", \"ids\", \"seed\", \"steer\", \"alpha\", \"location\", \"system_length\")")
         #expect(KeySuggestion.unknownKey(in: ["prompt": 1, "seed": 2], known: known) == nil)
     }
 }

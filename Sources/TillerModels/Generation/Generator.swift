@@ -83,11 +83,13 @@ public final class Generator {
             for slot in slots.indices where slots[slot] == nil {
                 while let index = waiting.next() {
                     let request = requests[index]
-                    if request.options.maxNewTokens == 0 {
+                    if request.promptIDs.count >= contextLimit {
+                        finish(index, GenerationResult(completion: "", ids: [], stopReason: .promptTooLong))
+                    } else if request.options.maxNewTokens == 0 {
                         finish(index, GenerationResult(completion: "", ids: [], stopReason: .maxTokens))
                     } else if request.promptIDs.count >= capacity {
-                        // capacity >= prompt + max new tokens unless the context limit cut it.
-                        finish(index, GenerationResult(completion: "", ids: [], stopReason: .promptTooLong))
+                        // Not reached: capacity >= min(context limit, prompt + max new tokens).
+                        finish(index, GenerationResult(completion: "", ids: [], stopReason: .capacity))
                     } else {
                         cache.reset(slot)
                         slots[slot] = ActiveSequence(index: index, request: request, stream: makeStream?())
