@@ -123,6 +123,7 @@ enum PromptFile {
             guard let object = value as? [String: Any], let list = object["mask"] as? [Any] else {
                 throw Problem("\(key) must be a location name or {\"mask\": [0/1 per prompt token], \"generated\": bool}")
             }
+            if let unknown = KeySuggestion.unknownKey(in: object, known: ["mask", "generated"]) { throw Problem("\(key): \(unknown)") }
             let mask: [Bool] = try list.map {
                 if let flag = $0 as? Bool { return flag }
                 if let n = number($0), n == 0 || n == 1 { return n == 1 }
