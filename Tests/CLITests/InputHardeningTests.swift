@@ -51,6 +51,22 @@ import Testing
                 && mixed.stderr.contains("big.safetensors"), "\(mixed.stderr)")
     }
 
+    @Test func labEvalWarnsOfNonFiniteAnswers() throws {
+        let lab = try S.lab()
+        let dm = try #require(lab.files["diffmean"])
+        let run = try S.ok(["lab", "eval", "--kind", "concept", "--steer", "\(dm):1e30", "--limit", "3", "--max-new-tokens", "4",
+                            "--json", "--backend", "cpu"])
+        let rows = try #require(try S.jsonObject(run.stdout)["examples"] as? [[String: Any]], "\(run.stdout)")
+        #expect(rows.count == 3 && rows.allSatisfy { $0["stop_reason"] as? String == "non_finite" }, "\(rows)")
+        #expect(run.stderr.contains("3 of 3 answers stopped with \"non_finite\""), "\(run.stderr)")
+        // --heldout is read line by line under --max-line-bytes.
+        let dir = try S.Scratch()
+        let heldout = dir.file("h.jsonl")
+        try (String(repeating: " ", count: 200) + "\n").write(toFile: heldout, atomically: true, encoding: .utf8)
+        try S.fails(["lab", "eval", "--kind", "concept", "--steer", "none", "--heldout", heldout, "--max-line-bytes", "100",
+                     "--backend", "cpu"], containing: ["\(heldout):1", "100 bytes"])
+    }
+
     @Test func typoedKeysAreErrorsSuggestingTheKey() throws {
         let dir = try S.Scratch()
         let prompts = dir.file("p.jsonl"), out = dir.file("o.jsonl")
