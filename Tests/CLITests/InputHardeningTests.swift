@@ -67,6 +67,30 @@ import Testing
                      "--backend", "cpu"], containing: ["\(heldout):1", "100 bytes"])
     }
 
+    /// A model whose embedding of token 77 is NaN: an unsteered prompt holding it stops with
+    /// non_finite through the generator's check of the logits, and a triplet holding it is an
+    /// error naming its line, with no capture written.
+    @Test func nanWeightsStopGenerationAndCapture() throws {
+        let model = try ModelCommandTests.ModelDir()
+        let weights = model.file("model.safetensors")
+        let d = try S.Safetensors(weights).shape("model.embed_tokens.weight")[1]
+        try Self.patched(weights, "model.embed_tokens.weight", element: 77 * d, count: d, value: .nan, to: weights)
+        let dir = try S.Scratch()
+        let prompts = dir.file("p.jsonl"), out = dir.file("o.jsonl")
+        try "{\"ids\": [1, 40, 41]}\n{\"ids\": [1, 77, 41]}\n".write(toFile: prompts, atomically: true, encoding: .utf8)
+        let run = try S.ok(["generate", "--model", model.path, "--prompts", prompts, "--out", out, "--max-new-tokens", "3", "--backend", "cpu"])
+        let lines = try Self.outputLines(out)
+        #expect(lines.map { $0["stop_reason"] as? String } == ["max_tokens", "non_finite"], "\(lines)")
+        #expect(run.stderr.contains("\(prompts):2") && run.stderr.contains("unsteered"), "\(run.stderr)")
+        let triplets = dir.file("t.jsonl"), capture = dir.file("c.safetensors")
+        try ("{\"steered\": [1, 100, 40], \"unsteered\": [1, 40], \"completion\": [60, 61]}\n"
+             + "{\"steered\": [1, 100, 40], \"unsteered\": [1, 40], \"completion\": [77, 61]}\n")
+            .write(toFile: triplets, atomically: true, encoding: .utf8)
+        try S.fails(["capture", "--model", model.path, "--triplets", triplets, "--layers", "all", "--out", capture, "--backend", "cpu"],
+                    containing: ["\(triplets):2", "NaN or Inf"])
+        #expect(!FileManager.default.fileExists(atPath: capture) && !FileManager.default.fileExists(atPath: capture + ".partial"))
+    }
+
     @Test func typoedKeysAreErrorsSuggestingTheKey() throws {
         let dir = try S.Scratch()
         let prompts = dir.file("p.jsonl"), out = dir.file("o.jsonl")
