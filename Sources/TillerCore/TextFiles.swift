@@ -24,17 +24,23 @@ public enum TextFiles {
     public static func jsonObjectLines(_ data: Data, path: String, expecting: String) throws -> [(number: Int, fields: [String: Any])] {
         var objects: [(number: Int, fields: [String: Any])] = []
         for (index, raw) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
-            let bytes = Data(raw)
-            func fail(_ detail: String) -> TillerError { .io(path: "\(path):\(index + 1)", detail: detail) }
-            guard let text = String(data: bytes, encoding: .utf8) else { throw fail("not valid UTF-8") }
-            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed]) else {
-                throw fail("not valid JSON")
+            if let fields = try jsonObject(Data(raw), path: path, number: index + 1, expecting: expecting) {
+                objects.append((index + 1, fields))
             }
-            guard let fields = object as? [String: Any] else { throw fail("expected a JSON object with \(expecting)") }
-            objects.append((index + 1, fields))
         }
         return objects
+    }
+
+    /// One line's object; nil for a blank line.
+    static func jsonObject(_ bytes: Data, path: String, number: Int, expecting: String) throws -> [String: Any]? {
+        func fail(_ detail: String) -> TillerError { .io(path: "\(path):\(number)", detail: detail) }
+        guard let text = String(data: bytes, encoding: .utf8) else { throw fail("not valid UTF-8") }
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return nil }
+        guard let object = try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed]) else {
+            throw fail("not valid JSON")
+        }
+        guard let fields = object as? [String: Any] else { throw fail("expected a JSON object with \(expecting)") }
+        return fields
     }
 }
 

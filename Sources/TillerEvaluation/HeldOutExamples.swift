@@ -16,18 +16,18 @@ public enum HeldOutExamples {
 
     /// The examples of a corpus file (heldout.jsonl or any corpus JSON Lines file); blank lines are
     /// skipped. Throws one line naming the file and the line that does not parse.
-    public static func file(_ path: String) throws -> [LabExample] {
-        let data = try TextFiles.contents(of: path)
+    /// Read line by line: a line longer than `maxLineBytes` is refused as soon as it is seen.
+    public static func file(_ path: String, maxLineBytes: Int = JSONLinesReader.defaultMaxLineBytes) throws -> [LabExample] {
         var examples: [LabExample] = []
-        for (index, raw) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
-            guard let line = String(data: Data(raw), encoding: .utf8) else {
-                throw TillerError.io(path: "\(path):\(index + 1)", detail: "not valid UTF-8")
+        try JSONLinesReader.forEachLine(path: path, maxLineBytes: maxLineBytes) { number, bytes in
+            guard let line = String(data: bytes, encoding: .utf8) else {
+                throw TillerError.io(path: "\(path):\(number)", detail: "not valid UTF-8")
             }
-            if line.allSatisfy(\.isWhitespace) { continue }
+            if line.allSatisfy(\.isWhitespace) { return }
             do {
                 examples.append(try LabExample(jsonLine: line))
             } catch let TillerError.invalidArgument(_, detail) {
-                throw TillerError.io(path: "\(path):\(index + 1)", detail: detail)
+                throw TillerError.io(path: "\(path):\(number)", detail: detail)
             }
         }
         return examples

@@ -273,6 +273,7 @@ public struct LabComparison {
 
     /// "2.5", "1", "0.2".
     public static func factorText(_ factor: Double) -> String {
-        factor == factor.rounded() ? String(Int(factor)) : String(format: "%g", factor)
+        // Int(factor) traps past Int's range (an alpha of 1e30); %g writes those.
+        factor == factor.rounded() && abs(factor) < 1e15 ? String(Int(factor)) : String(format: "%g", factor)
     }
 }

@@ -91,9 +91,12 @@ public final class ActivationCapture {
 
     /// Captures every triplet into `path`, one triplet in memory at a time, calling `progress` with
     /// (triplets done, rows written) after each. The layout is announced through `starting`
-    /// before the first forward pass.
+    /// before the first forward pass. A triplet whose captured rows hold NaN or Inf is an error at
+    /// `label(i)` (default "triplet i"; the command gives "file:line") and nothing is written:
+    /// a capture that fits NaN is worse than none.
     @discardableResult
     public func run(_ triplets: [CaptureTriplet], to path: String, model fingerprint: ModelFingerprint, source: String,
+                    label: (Int) -> String = { "triplet \($0)" },
                     starting: ((CaptureLayout) -> Void)? = nil,
                     progress: ((Int, Int) -> Void)? = nil) throws -> CaptureLayout {
         for (i, triplet) in triplets.enumerated() {
@@ -107,6 +110,9 @@ public final class ActivationCapture {
         do {
             for (i, triplet) in triplets.enumerated() {
                 let rows = try capture(triplet)
+                for (k, layer) in layers.enumerated() where !(rows.h[k].allSatisfy(\.isFinite) && rows.delta[k].allSatisfy(\.isFinite)) {
+                    throw TillerError.io(path: label(i), detail: "the activations at layer \(layer) hold NaN or Inf (the steered or unsteered prompt drives the model out of Float range); nothing written")
+                }
                 try writer.append(tokens: rows.tokens, example: [Int32](repeating: Int32(i), count: rows.tokens.count),
                                   position: rows.positions, role: rows.roles, h: rows.h, delta: rows.delta)
                 progress?(i + 1, writer.rowsWritten)

@@ -43,16 +43,27 @@ public struct CaptureTripletLine: Sendable, Equatable {
 /// absent, y' is sampled from x') is a string or a list of token ids. A lab corpus line (`tiller lab
 /// corpus`: it has "messages" and "unsteered_messages") is read as x' = "messages" without its final
 /// assistant message, x = "unsteered_messages" without its final assistant message, y' = the content
-/// of the final assistant message of "messages". Other keys are ignored; blank lines are skipped.
+/// of the final assistant message of "messages". Any other key is an error naming the nearest
+/// known one; blank lines are skipped.
 public enum CaptureInput {
-    public static func read(_ path: String) throws -> [CaptureTripletLine] {
-        let data = try TextFiles.contents(of: path)
-        return try parse(data, path: path)
+    static let expecting = "\"steered\" and \"unsteered\" (or a lab corpus line)"
+    /// The keys of a triplet line, and those of a lab corpus line (`LabExample.jsonLine`); any
+    /// other key is an error (a typo would drop what it asked for).
+    public static let tripletKeys = ["steered", "unsteered", "completion"]
+    public static let labCorpusKeys = ["id", "kind", "placement", "topic", "question_template", "concept", "trait",
+                                       "format", "steering_prompt", "messages", "unsteered_messages"]
+
+    public static func read(_ path: String, maxLineBytes: Int = JSONLinesReader.defaultMaxLineBytes) throws -> [CaptureTripletLine] {
+        try parse(objects: try TextFiles.jsonObjectLines(path: path, expecting: expecting, maxLineBytes: maxLineBytes), path: path)
     }
 
     public static func parse(_ data: Data, path: String) throws -> [CaptureTripletLine] {
+        try parse(objects: try TextFiles.jsonObjectLines(data, path: path, expecting: expecting), path: path)
+    }
+
+    static func parse(objects: [(number: Int, fields: [String: Any])], path: String) throws -> [CaptureTripletLine] {
         var lines: [CaptureTripletLine] = []
-        for (number, fields) in try TextFiles.jsonObjectLines(data, path: path, expecting: "\"steered\" and \"unsteered\" (or a lab corpus line)") {
+        for (number, fields) in objects {
             func fail(_ detail: String) -> TillerError { .io(path: "\(path):\(number)", detail: detail) }
             do {
                 lines.append(try line(fields, number: number))
@@ -67,8 +78,10 @@ public enum CaptureInput {
 
     static func line(_ fields: [String: Any], number: Int) throws -> CaptureTripletLine {
         if fields["steered"] == nil, fields["unsteered"] == nil, fields["messages"] != nil || fields["unsteered_messages"] != nil {
+            if let unknown = KeySuggestion.unknownKey(in: fields, known: labCorpusKeys) { throw Problem(unknown) }
             return try labLine(fields, number: number)
         }
+        if let unknown = KeySuggestion.unknownKey(in: fields, known: tripletKeys) { throw Problem(unknown) }
         guard let steered = fields["steered"] else { throw Problem("missing \"steered\" (the prompt with the steering text)") }
         guard let unsteered = fields["unsteered"] else { throw Problem("missing \"unsteered\" (the prompt without it)") }
         var completion: CaptureCompletion?
@@ -273,6 +286,9 @@ public final class CapturePreparer {
         let requests = toSample.map { GenerationRequest(promptIDs: triplets[$0].steeredPrompt, options: options) }
         let results = try generator.generate(requests, progress: progress)
         for (k, index) in toSample.enumerated() {
+            guard results[k].stopReason != .nonFinite else {
+                throw TillerError.io(path: "\(path):\(lines[index].number)", detail: "sampling y' from the steered prompt went NaN or Inf; give a \"completion\"")
+            }
             var ids = results[k].ids
             if results[k].stopReason == .eos, let last = ids.last, generator.eosTokenIDs.contains(last) { ids.removeLast() }
             triplets[index].completion = ids

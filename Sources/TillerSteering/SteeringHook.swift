@@ -134,6 +134,11 @@ public final class SteeringHook: GenerationHook {
     private var records: [LambdaRecord] = []
     /// The layer of the last `afterBlock` call: a call at a layer not above it starts a new pass.
     private var lastLayer = Int.max
+    /// Each row's sum of squares after the heads of every steered layer of the last pass, at
+    /// layer * rows (`nonFiniteSlots`), and the layers written in it.
+    private var sumSquareBuffer: DeviceBuffer?
+    private var checkedLayers: [Int] = []
+    private var checkedStep: ForwardStep?
 
     /// - Parameters:
     ///   - interventions: every intervention any request uses; checked against the model's
@@ -226,6 +231,7 @@ public final class SteeringHook: GenerationHook {
         }
         try flushRecord()
         lastLayer = -1
+        checkedLayers.removeAll(keepingCapacity: true)
         if planVersion == version, let planned = planStep {
             if planned == step { return }
             // A decode step after a decode step: the plan holds as it is, only the step moves.
@@ -376,7 +382,7 @@ public final class SteeringHook: GenerationHook {
     public func afterBlock(_ layer: Int, residual: Tensor, step: ForwardStep, backend: Backend) throws {
         // A new pass that nobody prepared: read the last one's recorded lambdas before they are
         // overwritten (a device backend waits here; `prepare` before the pass avoids that).
-        if layer <= lastLayer { try flushRecord() }
+        if layer <= lastLayer { try flushRecord(); checkedLayers.removeAll(keepingCapacity: true) }
         if planVersion != version || planStep != step { try prepare(for: step, backend: backend) }
         lastLayer = layer
         guard layer < callCount.count, callCount[layer] > 0, let heads = layerHeads[layer],
@@ -389,10 +395,43 @@ public final class SteeringHook: GenerationHook {
             let views = callViews[call]
             try backend.psrHead(residual, heads: heads, headIndex: views.headIndex, alpha: views.alpha, lambda: views.lambda)
         }
+        try checkSteeredRows(residual, layer: layer, step: step)
         if let recorded = recordedRequest, layer == callLayer.last, planSlots.contains(where: { $0?.request == recorded }) {
             pendingRecord = RecordedPass(step: step, callLayer: callLayer, applications: applications, slots: planSlots,
                                          lambda: lambdaTensor)
         }
+    }
+
+    /// Records each row's sum of squares after this layer's heads: NaN or Inf when the heads made
+    /// the row non-finite or so large that the next RMSNorm's squares overflow (a huge alpha gives
+    /// a finite stream whose norm is Inf, then all-equal logits and token 0 for ever). One op per
+    /// steered layer on the backend, read once per pass by `nonFiniteSlots`.
+    private func checkSteeredRows(_ residual: Tensor, layer: Int, step: ForwardStep) throws {
+        let n = step.rowCount, bytes = layerCount * n * 4
+        if sumSquareBuffer == nil || sumSquareBuffer!.byteCount < bytes {
+            sumSquareBuffer = try backend.makeBuffer(byteCount: max(bytes, 2 * (sumSquareBuffer?.byteCount ?? 0)))
+            checkedLayers.removeAll(keepingCapacity: true)
+        }
+        let out = try Tensor(buffer: sumSquareBuffer!, byteOffset: layer * n * 4, shape: [n], dtype: .f32)
+        try backend.rowDot(residual, residual, out: out)
+        checkedLayers.append(layer)
+        checkedStep = step
+    }
+
+    /// The slots of the last pass with a row (within its sequence's length) whose sum of squares
+    /// after a steered layer is not finite. One download per pass; none when no layer was steered.
+    public func nonFiniteSlots() throws -> [Int] {
+        guard let last = checkedLayers.max(), let step = checkedStep, let buffer = sumSquareBuffer else { return [] }
+        let n = step.rowCount, t = step.rowsPerSequence
+        let values = try backend.floats(try Tensor(buffer: buffer, shape: [(last + 1) * n], dtype: .f32))
+        let layers = checkedLayers
+        checkedLayers.removeAll(keepingCapacity: true)
+        var slots: [Int] = []
+        for s in 0..<step.batch.count {
+            let rows = (s * t)..<(s * t + min(step.batch.lengths[s], t))
+            if layers.contains(where: { layer in rows.contains { !values[layer * n + $0].isFinite } }) { slots.append(s) }
+        }
+        return slots
     }
 
     private func view(_ t: Tensor, _ offset: Int, _ count: Int) throws -> Tensor {

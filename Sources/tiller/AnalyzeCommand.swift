@@ -41,6 +41,8 @@ struct Analyze: ParsableCommand {
     @Option(help: "The layer whose ||Delta_PS|| colours the tokens (default: the middle captured layer).")
     var colorLayer: Int?
 
+    @OptionGroup var jsonLines: JSONLinesOptions
+
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
@@ -77,7 +79,7 @@ struct Analyze: ParsableCommand {
         }
 
         let source = triplets ?? info.source
-        let lines = source == "-" ? nil : try? CaptureInput.read(source)
+        let lines = source == "-" ? nil : try? CaptureInput.read(source, maxLineBytes: jsonLines.maxLineBytes)
         if !steer.isEmpty {
             var prompts: [[Int32]] = [], systemLengths: [Int] = []
             if let model, let tokenizer {

@@ -46,6 +46,8 @@ struct Capture: ParsableCommand {
     @Flag(help: "Show the progress bar even when stderr is not a terminal.")
     var progress = false
 
+    @OptionGroup var jsonLines: JSONLinesOptions
+
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
@@ -76,7 +78,7 @@ struct Capture: ParsableCommand {
     func run() throws {
         try ModelDirectory.check(model)
         try OutputPaths.check(out, inputs: [("--triplets", triplets)], modelDirectory: model)
-        let lines = try CaptureInput.read(triplets)
+        let lines = try CaptureInput.read(triplets, maxLineBytes: jsonLines.maxLineBytes)
         guard !lines.isEmpty else { throw TillerError.io(path: triplets, detail: "no triplets (the file has no lines)") }
         let tokenizer = try ModelDirectory.tokenizer(model)
         let preparer = CapturePreparer(tokenizer: tokenizer, templateDirectory: model)
@@ -107,7 +109,8 @@ struct Capture: ParsableCommand {
         let started = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
         var status = GenerationProgress(totalRequests: prepared.count)
-        let layout = try capture.run(prepared, to: out, model: fingerprint, source: triplets, starting: { layout in
+        let layout = try capture.run(prepared, to: out, model: fingerprint, source: triplets,
+                                     label: { "\(triplets):\(lines[$0].number)" }, starting: { layout in
             let empty = prepared.filter { $0.sharedLength == 0 }.count
             printError("tiller: capturing \(layout.info.rows) rows from \(prepared.count) triplet\(prepared.count == 1 ? "" : "s"), layers \(chosen.map(String.init).joined(separator: ",")), hidden size \(layout.info.hiddenSize): \(CaptureCommandSupport.size(layout.fileSize)) (\(layout.fileSize) bytes) into \(out)"
                 + (empty > 0 ? "; \(empty) triplet\(empty == 1 ? " shares" : "s share") no tokens at the end" : ""))

@@ -12,10 +12,13 @@ struct Generate: ParsableCommand {
             {"messages": [{"role": ..., "content": ...}, ...]} (rendered through the model's chat \
             template with the generation prompt) or {"ids": [...]} (token ids as they are); an optional "seed" overrides --seed for its line. The \
             output has one line per input line, in input order: {"completion": ..., "ids": [...], \
-            "stop_reason": "eos" | "stop_string" | "max_tokens" | "capacity", "seed": ..., "steering": [...]}, \
-            with the input line's "id" when it has one and each steering file applied as \
-            {"file", "alpha", "location"}. Every prompt samples \
-            from its own generator seeded with --seed, so its output does not depend on the batch.
+            "stop_reason": "eos" | "stop_string" | "max_tokens" | "capacity" | "prompt_too_long" | \
+            "non_finite", "seed": ..., "steering": [...]}, with the input line's "id" when it has one and \
+            each steering file applied as {"file", "alpha", "location"}. Every prompt samples from its \
+            own generator seeded with --seed, so its output does not depend on the batch. A prompt that \
+            fills the context is skipped with a warning ("prompt_too_long"; an error with --strict); a \
+            line whose activations become NaN or Inf (a huge alpha) stops with "non_finite" and a \
+            warning naming the line and its steering.
 
             Steering. --steer FILE[:ALPHA] steers every line (repeat it to stack files, applied in \
             order); ALPHA replaces the file's alpha. FILE is a Tiller steering file (.safetensors) or \
@@ -81,6 +84,11 @@ struct Generate: ParsableCommand {
     @Flag(help: "Show the progress bar even when stderr is not a terminal.")
     var progress = false
 
+    @Flag(help: "A prompt that does not fit the context is an error, not a warning and a skipped line.")
+    var strict = false
+
+    @OptionGroup var jsonLines: JSONLinesOptions
+
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
@@ -102,7 +110,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         try ModelDirectory.check(model)
-        let lines = try PromptFile.read(prompts)
+        let lines = try PromptFile.read(prompts, maxLineBytes: jsonLines.maxLineBytes)
         try OutputPaths.check(out, inputs: inputs(lines), modelDirectory: model, allowStandardOutput: true)
         let tokenizer = try ModelDirectory.tokenizer(model)
         var template: ChatTemplate?
@@ -173,6 +181,7 @@ struct Generate: ParsableCommand {
             }
         }
         let generator = try Generator(model: transformer, tokenizer: tokenizer, batchSize: batchSize, contextLimit: contextLimit)
+        try GenerateWarnings.checkPromptLengths(requests, lines: lines, path: prompts, contextLimit: generator.contextLimit, strict: strict)
         // Only a run that steers something takes the hook (an unsteered one keeps the pass that
         // computes the last block for the last rows only).
         let hook = lineSteering.contains { !$0.applications.isEmpty }
@@ -187,6 +196,9 @@ struct Generate: ParsableCommand {
             last = p
             bar.update(p)
         }, onResult: { index, result in
+            if result.stopReason == .nonFinite {
+                printError(GenerateWarnings.nonFinite(path: prompts, line: lines[index].number, steering: lineSteering[index], files: steering))
+            }
             writer.add(index, OutputLine(completion: result.completion, ids: result.ids, stop_reason: result.stopReason.rawValue, echo: echoes[index]))
         })
         bar.close(last)

@@ -43,7 +43,7 @@ final class GenerateSteering {
     /// --steer-file NAME=PATH.
     let named: [String: String]
     private(set) var interventions: [Intervention] = []
-    private var indexOfPath: [String: Int] = [:]
+    private(set) var indexOfPath: [String: Int] = [:]
     private lazy var fingerprint = Result<ModelFingerprint, Error> { try ModelFingerprint(directory: modelDirectory) }
 
     init(modelDirectory: String, named: [String: String]) {

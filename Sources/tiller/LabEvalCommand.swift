@@ -79,6 +79,8 @@ struct LabEvalCommand: ParsableCommand {
     @Flag(help: "Show the progress bar even when stderr is not a terminal.")
     var progress = false
 
+    @OptionGroup var jsonLines: JSONLinesOptions
+
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
@@ -99,7 +101,7 @@ struct LabEvalCommand: ParsableCommand {
         let factorList = try factors.map(LabSweep.parseFactors)
         let targetFilter = try target.map { try LabTargetFilter(kind: kind.kind, name: $0) }
         // A held-out file is read before the model is looked for, so a bad line is reported first.
-        let fromFile = try heldout.map(HeldOutExamples.file)
+        let fromFile = try heldout.map { try HeldOutExamples.file($0, maxLineBytes: jsonLines.maxLineBytes) }
         let directory = try modelOption.resolve()
         let source: String
         let pool: [LabExample]
@@ -198,6 +200,11 @@ struct LabEvalCommand: ParsableCommand {
             preconditionFailure("--steer is prompt, none or a file")
         }
 
+        // A NaN or Inf stopped these answers (a huge factor or alpha): never a quiet low score.
+        let broken = report.rows.filter { $0.stopReason == .nonFinite }
+        if let first = broken.first {
+            printError("tiller: warning: \(broken.count) of \(report.rows.count) answers stopped with \"non_finite\" (the activations became NaN or Inf; steering \(steer)), the first \(first.example.id)")
+        }
         if json {
             print(try report.json(extra: extra))
         } else {

@@ -25,6 +25,11 @@ struct Logits: ParsableCommand {
         try OutputPaths.check(out, inputs: [], modelDirectory: model)
         let backend = try backendOptions.make()
         let transformer = try TransformerModel.load(directory: model, backend: backend)
+        // Positions past max_position_embeddings are ones the model never saw (and Gemma's
+        // sliding windows, RoPE schedules and KV sizes assume they do not occur).
+        if let limit = transformer.config.maxPositionEmbeddings, tokens.count > limit {
+            throw TillerError.invalidArgument(op: "logits", detail: "--ids has \(tokens.count) ids, more than the context of \(limit) (max_position_embeddings)")
+        }
         let cache = try transformer.makeCache(batchSize: 1, capacity: tokens.count)
         let output = try transformer.forward([tokens], cache: cache, logits: .all)
         let values = try backend.floats(output.logits)

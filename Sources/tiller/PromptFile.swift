@@ -6,8 +6,8 @@ import TillerSteering
 /// The input of `tiller generate`: JSON Lines, one prompt per line. Each line is an object with
 /// "prompt" (a string, encoded with the tokenizer's special tokens), "messages" (a list of
 /// {"role", "content"} rendered through the chat template) or "ids" (token ids, used as they
-/// are), and optionally "seed" (a non-negative integer overriding --seed for that line). Other
-/// keys are ignored; blank lines are skipped.
+/// are), and optionally "seed" (a non-negative integer overriding --seed for that line). Any
+/// other key is an error naming the nearest known one; blank lines are skipped.
 ///
 /// Steering, all optional: "steer" (a steering file: a --steer-file name or a path, "NAME" or
 /// "NAME:ALPHA", or {"file": NAME, "alpha": number, "location": ...}, or a list of these, stacked
@@ -36,15 +36,23 @@ enum PromptFile {
         var systemLength: Int? = nil
     }
 
-    static func read(_ path: String) throws -> [Line] {
-        let data = try TextFiles.contents(of: path)
-        return try parse(data, path: path)
+    /// Every key a line may have; any other is an error (a typo would drop what it asked for).
+    static let knownKeys = ["prompt", "messages", "ids", "id", "seed", "steer", "alpha", "location", "system_length"]
+    static let expecting = "\"prompt\" or \"messages\""
+
+    static func read(_ path: String, maxLineBytes: Int = JSONLinesReader.defaultMaxLineBytes) throws -> [Line] {
+        try parse(objects: try TextFiles.jsonObjectLines(path: path, expecting: expecting, maxLineBytes: maxLineBytes), path: path)
     }
 
     static func parse(_ data: Data, path: String) throws -> [Line] {
+        try parse(objects: try TextFiles.jsonObjectLines(data, path: path, expecting: expecting), path: path)
+    }
+
+    static func parse(objects: [(number: Int, fields: [String: Any])], path: String) throws -> [Line] {
         var lines: [Line] = []
-        for (number, fields) in try TextFiles.jsonObjectLines(data, path: path, expecting: "\"prompt\" or \"messages\"") {
+        for (number, fields) in objects {
             func fail(_ detail: String) -> TillerError { .io(path: "\(path):\(number)", detail: detail) }
+            if let unknown = KeySuggestion.unknownKey(in: fields, known: knownKeys) { throw fail(unknown) }
             var seed: UInt64?
             if let value = fields["seed"] {
                 guard let number = value as? Int, number >= 0 else { throw fail("\"seed\" must be a non-negative integer") }
@@ -118,6 +126,7 @@ enum PromptFile {
             guard let object = value as? [String: Any], let list = object["mask"] as? [Any] else {
                 throw Problem("\(key) must be a location name or {\"mask\": [0/1 per prompt token], \"generated\": bool}")
             }
+            if let unknown = KeySuggestion.unknownKey(in: object, known: ["mask", "generated"]) { throw Problem("\(key): \(unknown)") }
             let mask: [Bool] = try list.map {
                 if let flag = $0 as? Bool { return flag }
                 if let n = number($0), n == 0 || n == 1 { return n == 1 }
@@ -134,6 +143,9 @@ enum PromptFile {
             if let text = value as? String { return try SteerEntry(parsing: text) }
             guard let object = value as? [String: Any], let name = object["file"] as? String, !name.isEmpty else {
                 throw Problem("\"steer\" must be a steering file (\"NAME\", \"NAME:ALPHA\" or {\"file\": NAME, \"alpha\", \"location\"}), a list of them, or null")
+            }
+            if let unknown = KeySuggestion.unknownKey(in: object, known: ["file", "alpha", "location"]) {
+                throw Problem("\"steer\": \(unknown)")
             }
             return SteerEntry(name: name, alpha: try object["alpha"].map { try alpha($0, "\"steer\" \"alpha\"") },
                               location: try object["location"].map { try location($0, "\"steer\" \"location\"") })

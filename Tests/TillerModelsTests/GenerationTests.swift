@@ -207,7 +207,7 @@ import TillerModels
     }
 
     /// The context limit: prompt plus generated tokens never exceed it; a prompt that fills it
-    /// generates nothing; other sequences in the batch are unaffected.
+    /// generates nothing (`promptTooLong`); other sequences in the batch are unaffected.
     @Test func capacity() throws {
         let model = try Self.cpuModel()
         let prompts = try Self.prompts()
@@ -222,8 +222,9 @@ import TillerModels
             GenerationRequest(promptIDs: short, options: GenerationOptions(maxNewTokens: 3)),
         ])
         #expect(results[0].stopReason == .capacity && results[0].ids == Array(reference.ids.prefix(4)))
-        #expect(results[1].stopReason == .capacity && results[1].ids.isEmpty)
-        #expect(results[2].stopReason == .capacity && results[2].ids.isEmpty)
+        // A prompt that fills the context on its own has its own stop reason.
+        #expect(results[1].stopReason == .promptTooLong && results[1].ids.isEmpty)
+        #expect(results[2].stopReason == .promptTooLong && results[2].ids.isEmpty)
         #expect(results[3].stopReason == .maxTokens && results[3].ids == Array(reference.ids.prefix(3)))
         // The default limit is max_position_embeddings (128 for the fixtures).
         #expect(try Generator(model: model).contextLimit == 128)

@@ -61,6 +61,12 @@ public enum StopReason: String, Sendable, Codable, Equatable {
     case maxTokens = "max_tokens"
     /// Prompt plus generated tokens filled the context (the KV cache capacity).
     case capacity
+    /// The prompt alone fills the context (the generator's context limit): nothing was generated.
+    case promptTooLong = "prompt_too_long"
+    /// The logits, or a row of the residual stream the hook changed, held NaN or Inf (or a sum of
+    /// squares past Float's range, which the next RMSNorm would turn into Inf): the request
+    /// stops before the token such a pass would give, instead of reading token 0 off garbage.
+    case nonFinite = "non_finite"
 }
 
 /// What one request produced.

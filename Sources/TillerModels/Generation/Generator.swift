@@ -21,6 +21,8 @@ public final class Generator {
     /// Token ids that end a sequence (stop reason `eos`).
     public let eosTokenIDs: Set<Int32>
     let makeStream: TextStreamFactory?
+    /// A row of zeros as wide as the vocabulary, for `nonFiniteRows`.
+    var zeroRow: Tensor?
 
     /// - Parameters:
     ///   - contextLimit: default: config.json's max_position_embeddings (else 4096). The KV cache
@@ -81,9 +83,12 @@ public final class Generator {
             for slot in slots.indices where slots[slot] == nil {
                 while let index = waiting.next() {
                     let request = requests[index]
-                    if request.options.maxNewTokens == 0 {
+                    if request.promptIDs.count >= contextLimit {
+                        finish(index, GenerationResult(completion: "", ids: [], stopReason: .promptTooLong))
+                    } else if request.options.maxNewTokens == 0 {
                         finish(index, GenerationResult(completion: "", ids: [], stopReason: .maxTokens))
                     } else if request.promptIDs.count >= capacity {
+                        // Not reached: capacity >= min(context limit, prompt + max new tokens).
                         finish(index, GenerationResult(completion: "", ids: [], stopReason: .capacity))
                     } else {
                         cache.reset(slot)
@@ -104,9 +109,21 @@ public final class Generator {
                 if sequence.generated.isEmpty { status.promptTokens += sequence.pending.count }
                 sequence.pending = []
             }
-            let next = try chooseTokens(output, slots: slots)
+            // Requests whose pass went non-finite end here, before the token it would give.
+            var broken = try nonFiniteRows(output.logits)
+            if let badSlots = try hook?.nonFiniteSlots(), !badSlots.isEmpty {
+                for (row, (slot, _)) in output.rows.enumerated() where badSlots.contains(slot) { broken.insert(row) }
+            }
+            let next = try chooseTokens(output, slots: slots, skipping: broken)
             for (row, (slot, _)) in output.rows.enumerated() {
                 guard let sequence = slots[slot] else { continue }
+                if broken.contains(row) {
+                    finish(sequence.index, sequence.result(.nonFinite))
+                    cache.reset(slot)
+                    slots[slot] = nil
+                    hook?.assign(slot: slot, request: nil, promptLength: 0)
+                    continue
+                }
                 status.generatedTokens += 1
                 if let reason = sequence.accept(next[row], eos: eosTokenIDs, capacity: capacity) {
                     finish(sequence.index, sequence.result(reason))
@@ -146,7 +163,7 @@ public final class Generator {
 
     /// The next token of every logits row: argmax for greedy rows, a draw from the row's own
     /// generator among its top-k / top-p candidates for the others.
-    private func chooseTokens(_ output: ForwardOutput, slots: [ActiveSequence?]) throws -> [Int32] {
+    private func chooseTokens(_ output: ForwardOutput, slots: [ActiveSequence?], skipping broken: Set<Int>) throws -> [Int32] {
         let backend = model.backend
         let rows = output.rows.count
         guard rows > 0 else { return [] }
@@ -161,7 +178,8 @@ public final class Generator {
             for row in greedyRows { chosen[row] = best[row] }
         }
 
-        let sampledRows = sequences.indices.filter { !sequences[$0].request.options.isGreedy }
+        // Broken rows are not sampled: their logits would not sort.
+        let sampledRows = sequences.indices.filter { !sequences[$0].request.options.isGreedy && !broken.contains($0) }
         guard !sampledRows.isEmpty else { return chosen }
         let vocabulary = model.vocabularySize
         func candidates(_ options: GenerationOptions) -> Int { options.topK > 0 ? min(options.topK, vocabulary) : vocabulary }

@@ -109,6 +109,7 @@ public struct ModelConfig: Codable, Sendable {
             throw TillerError.io(path: path, detail: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }
         if resolvedHeadDim % 2 != 0 { throw TillerError.io(path: path, detail: "head_dim \(resolvedHeadDim) must be even for rotary embeddings") }
+        try validateValues(path: path)
     }
 
     public var kvHeads: Int { numKeyValueHeads ?? numAttentionHeads }

@@ -54,6 +54,7 @@ public final class TransformerModel {
         let configPath = directory + "/config.json"
         let config = try ModelConfig.parse(try checkpoint.configData(), path: configPath)
         let architecture = try Architecture.of(config, path: configPath)
+        try checkpoint.checkLayerCount(config.numHiddenLayers, configPath: configPath)
         return try TransformerModel(config: config, architecture: architecture, checkpoint: checkpoint,
                                     backend: backend, weightDType: weightDType, configPath: configPath)
     }

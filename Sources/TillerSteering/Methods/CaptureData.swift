@@ -49,7 +49,7 @@ public final class CaptureData {
     /// The capture's JSON description (`__metadata__["tiller.capture"]`) as parsed JSON.
     public let info: [String: Any]?
 
-    private let capture: CaptureFile
+    let capture: CaptureFile
 
     public init(path: String) throws {
         let capture = try CaptureFile(path: path, requireModel: false)
@@ -90,6 +90,7 @@ public final class CaptureData {
         if let r = rows.first(where: { $0 < 0 || $0 >= rowCount }) {
             throw TillerError.io(path: path, detail: "row \(r) is outside the capture's \(rowCount) rows")
         }
+        try checkFinite(layer: layer, rows: rows)
         let h = try upload(layer: layer, delta: false, rows: rows, backend: backend)
         let delta = try upload(layer: layer, delta: true, rows: rows, backend: backend)
         return try LayerActivations(layer: layer, h: h, delta: delta,
