@@ -50,6 +50,7 @@ public enum LabSweep {
             guard let factor = Double(item), factor.isFinite, factor > 0 else {
                 throw TillerError.invalidArgument(op: "--factors", detail: "\"\(item)\" is not a positive number (give e.g. 0.5,1,2 or axbench)")
             }
+            try NumericRange.check("--factors", factor, in: NumericRange.steeringFactor)
             guard !factors.contains(factor) else {
                 throw TillerError.invalidArgument(op: "--factors", detail: "\(item) is given twice")
             }

@@ -126,7 +126,7 @@ public struct LabCorpus: Sendable {
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
-            throw TillerError.io(path: directory, detail: "cannot create the output directory")
+            throw TillerError.io(path: directory, detail: "cannot create the output directory (\(ErrorReason.file(error, path: directory)))")
         }
         var bytes: [Int] = []
         for (name, text) in [("train.jsonl", trainJSONL), ("heldout.jsonl", heldoutJSONL), ("world.json", worldJSON)] {
@@ -135,7 +135,7 @@ public struct LabCorpus: Sendable {
             do {
                 try data.write(to: file, options: .atomic)
             } catch {
-                throw TillerError.io(path: file.path, detail: "cannot write")
+                throw TillerError.io(path: file.path, detail: "cannot write (\(ErrorReason.file(error, path: file.path)))")
             }
             bytes.append(data.count)
         }

@@ -146,7 +146,7 @@ public struct LabExample: Sendable, Hashable {
     }
 
     static func oneLine(_ error: Error) -> String {
-        String(describing: error).split(whereSeparator: \.isNewline).joined(separator: " ")
+        ErrorReason.decoding(error)
     }
 
     /// The line as it is stored; field names are the corpus's.

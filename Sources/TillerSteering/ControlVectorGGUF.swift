@@ -154,7 +154,7 @@ public struct ControlVector: Sendable, Equatable {
         do {
             try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw TillerError.io(path: path, detail: "cannot write (\(error.localizedDescription))")
+            throw TillerError.io(path: path, detail: "cannot write (\(ErrorReason.file(error, path: path)))")
         }
     }
 
@@ -168,7 +168,7 @@ public struct ControlVector: Sendable, Equatable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
-            throw TillerError.io(path: path, detail: "cannot read (\(error.localizedDescription))")
+            throw TillerError.io(path: path, detail: "cannot read (\(ErrorReason.file(error, path: path)))")
         }
         return try decode(data, path: path)
     }

@@ -88,7 +88,7 @@ public struct SteeringFile: Sendable, Equatable {
         do {
             try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw TillerError.io(path: path, detail: "cannot write (\(error.localizedDescription))")
+            throw TillerError.io(path: path, detail: "cannot write (\(ErrorReason.file(error, path: path)))")
         }
     }
 
@@ -168,6 +168,9 @@ public struct SteeringFile: Sendable, Equatable {
         let alphaValue = try description.double("alpha")
         let alpha = Float(alphaValue)
         guard alpha.isFinite else { throw bad("alpha \(alphaValue) is not a finite f32") }
+        guard NumericRange.steeringAlpha.contains(alpha) else {
+            throw bad("alpha \(alphaValue) is out of range (allowed \(NumericRange.steeringAlpha))")
+        }
 
         let modelObject = try description.object("model")
         let model = ModelFingerprint(

@@ -44,7 +44,8 @@ struct Analyze: ParsableCommand {
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
-        guard examples >= 0 else { throw ValidationError("--examples must be >= 0") }
+        try NumericOptions.check("--examples", examples, NumericOptions.anyCount)
+        if let colorLayer { try NumericOptions.check("--color-layer", colorLayer, NumericOptions.layerIndex) }
     }
 
     func run() throws {
@@ -136,7 +137,7 @@ struct Analyze: ParsableCommand {
         do {
             try Data(report.html().utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
         } catch {
-            throw TillerError.io(path: out, detail: "cannot write (\(error.localizedDescription))")
+            throw TillerError.io(path: out, detail: "cannot write (\(ErrorReason.file(error, path: out)))")
         }
         printError("tiller: wrote \(out)")
     }

@@ -71,7 +71,7 @@ public enum SafetensorsWriter {
         do {
             try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw TillerError.io(path: path, detail: "cannot write (\(error.localizedDescription))")
+            throw TillerError.io(path: path, detail: "cannot write (\(ErrorReason.file(error, path: path)))")
         }
     }
 
