@@ -37,6 +37,29 @@ public enum ErrorReason {
         }
     }
 
+    /// `decoding(error)` for a document whose bytes are at hand: Foundation's JSONDecoder reports a
+    /// number too large for its field (`"hidden_size": 1e300` for an Int) as "not valid JSON" with
+    /// no key, so a document that JSONSerialization reads is searched for that number instead.
+    public static func decoding(_ error: Error, json data: Data) -> String {
+        guard case let DecodingError.dataCorrupted(context)? = error as? DecodingError, context.codingPath.isEmpty,
+              let document = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else {
+            return decoding(error)
+        }
+        func huge(_ value: Any, _ path: String) -> String? {
+            if let object = value as? [String: Any] {
+                for key in object.keys.sorted() {
+                    if let found = huge(object[key]!, path.isEmpty ? key : path + "." + key) { return found }
+                }
+            } else if let list = value as? [Any] {
+                for (i, item) in list.enumerated() { if let found = huge(item, path + "[\(i)]") { return found } }
+            } else if let number = value as? NSNumber, !(value is Bool), abs(number.doubleValue) >= 9.2e18 {
+                return "\"\(path)\": \(number) does not fit a 64-bit integer"
+            }
+            return nil
+        }
+        return huge(document, "") ?? "a value does not fit its field"
+    }
+
     /// Any error's description on one line (the last line of defence for errors no one named).
     public static func oneLine(_ error: Error) -> String {
         if let tiller = error as? TillerError { return tiller.description }

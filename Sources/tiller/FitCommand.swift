@@ -131,7 +131,7 @@ struct Fit: ParsableCommand {
             }
         }
         if let missing = list.first(where: { !data.layers.contains($0) }) {
-            throw TillerError.io(path: capture, detail: "no tensor 'layers.\(missing).h': the capture holds layers \(data.layers.map(String.init).joined(separator: ", "))")
+            throw TillerError.io(path: capture, detail: "\(layers == nil ? "--layer" : "--layers") \(missing): no tensor 'layers.\(missing).h': the capture holds layers \(data.layers.map(String.init).joined(separator: ", "))")
         }
         return Array(Set(list)).sorted()
     }

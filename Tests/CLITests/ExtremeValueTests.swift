@@ -41,6 +41,11 @@ import Testing
 
     /// The options `tiller --experimental-dump-help` lists, as (command path, --name).
     static func dumpedOptions() throws -> [(command: [String], name: String)] {
+        try dumpedOptionsOnce.get()
+    }
+    static let dumpedOptionsOnce = Result { try readDumpedOptions() }
+
+    static func readDumpedOptions() throws -> [(command: [String], name: String)] {
         let result = try TillerProcess.run(["--experimental-dump-help"])
         let root = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         var found: [(command: [String], name: String)] = []
@@ -97,10 +102,12 @@ import Testing
             case ["generate"]:
                 return ["--model=\(m)", "--prompts=\(prompts)", "--out=\(out)", "--max-new-tokens=3", "--temperature=0.7"]
             case ["lab", "corpus"]: return ["--seed=1", "--out=\(out)", "--train=3", "--heldout=3"]
+            // The lab commands need the lab model: lab prompts and triplets are longer than the
+            // fixture's 128 positions.
             case ["lab", "eval"]:
-                return ["--model=\(m)", "--kind=concept", "--steer=prompt", "--target=pottery", "--limit=1", "--max-new-tokens=2"]
+                return ["--model=\(SteeringCommandTests.labModel)", "--kind=concept", "--steer=prompt", "--target=pottery", "--limit=1", "--max-new-tokens=2"]
             case ["lab", "compare"]:
-                return ["--model=\(m)", "--kinds=concept", "--targets=pottery", "--train-triplets=2", "--limit=2",
+                return ["--model=\(SteeringCommandTests.labModel)", "--kinds=concept", "--targets=pottery", "--train-triplets=2", "--limit=2",
                         "--methods=diffmean", "--factors=1", "--max-new-tokens=2", "--layer=0", "--out=\(out)"]
             case ["capture"]:
                 return ["--model=\(m)", "--triplets=\(triplets)", "--layers=0", "--out=\(out)", "--sample-max-new-tokens=2"]
@@ -152,14 +159,16 @@ import Testing
     @Test func numericOptionsTakeExtremeValues() throws {
         let inputs = try Inputs()
         var cases: [Case] = []
-        for (command, name) in try Self.dumpedOptions() {
+        let options = try Self.dumpedOptions()
+        for (command, name) in options {
+            let backend = options.contains { $0.command == command && $0.name == "--backend" } ? ["--backend=cpu"] : []
             guard let kind = Self.kind(command, name), kind != .text else { continue }
             for value in Self.extremes {
                 let out = inputs.scratch.file("out-\(cases.count)")
                 let base = inputs.base(command, out: out).filter { !$0.hasPrefix(name + "=") }
                 // --layer and --layers of fit exclude each other.
                 let rest = command == ["fit"] && name == "--layers" ? base.filter { !$0.hasPrefix("--layer=") } : base
-                cases.append(Case(arguments: command + rest + ["\(name)=\(value)", "--backend=cpu"], name: name))
+                cases.append(Case(arguments: command + rest + ["\(name)=\(value)"] + backend, name: name))
             }
         }
         #expect(cases.count >= 30 * Self.extremes.count, "only \(cases.count) cases")

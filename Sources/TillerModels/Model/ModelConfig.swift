@@ -81,7 +81,7 @@ public struct ModelConfig: Codable, Sendable {
         do {
             config = try JSONDecoder().decode(ModelConfig.self, from: data)
         } catch {
-            throw TillerError.io(path: path, detail: ErrorReason.decoding(error))
+            throw TillerError.io(path: path, detail: ErrorReason.decoding(error, json: data))
         }
         try config.validate(path: path)
         return config
