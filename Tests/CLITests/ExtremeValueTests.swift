@@ -84,6 +84,7 @@ import Testing
         var prompts: String { scratch.file("prompts.jsonl") }
         var triplets: String { scratch.file("triplets.jsonl") }
         var capture: String { scratch.file("capture.safetensors") }
+        var steering: String { scratch.file("steer.safetensors") }
 
         init() throws {
             scratch = try SteeringCommandTests.Scratch()
@@ -92,6 +93,8 @@ import Testing
             try ModelCommandTests.write(["{\"steered\": \"be loud: hi\", \"unsteered\": \"hi\", \"completion\": \"yo\"}"], to: triplets)
             try SteeringCommandTests.ok(["capture", "--model", model.path, "--triplets", triplets, "--layers", "0,1",
                                          "--out", capture, "--backend", "cpu"])
+            try SteeringCommandTests.ok(["fit", "--method", "diffmean", "--capture", capture, "--layer", "1", "--model", model.path,
+                                         "--out", steering, "--backend", "cpu"])
         }
 
         /// Otherwise valid, cheap arguments of each command; `out` is this run's own output path.
@@ -194,6 +197,8 @@ import Testing
         let prompts = [
             "{\"prompt\": \"hi\", \"seed\": V}", "{\"prompt\": \"hi\", \"alpha\": V}", "{\"prompt\": \"hi\", \"system_length\": V}",
             "{\"ids\": [1, V]}", "{\"prompt\": \"hi\", \"location\": {\"mask\": [V, 1]}}",
+            "{\"prompt\": \"hi\", \"steer\": \"s\", \"alpha\": V}", "{\"prompt\": \"hi\", \"steer\": \"s:V\"}",
+            "{\"prompt\": \"hi\", \"steer\": {\"file\": \"s\", \"alpha\": V}}",
         ]
         let triplets = [
             "{\"steered\": [1, V], \"unsteered\": [1], \"completion\": [2]}",
@@ -207,10 +212,17 @@ import Testing
                 try ModelCommandTests.write([template.replacingOccurrences(of: "V", with: value)], to: file)
                 let out = inputs.scratch.file("out-\(cases.count)")
                 let arguments = command == "generate"
-                    ? ["generate", "--model=\(inputs.model.path)", "--prompts=\(file)", "--out=\(out)", "--max-new-tokens=2"]
+                    ? ["generate", "--model=\(inputs.model.path)", "--prompts=\(file)", "--out=\(out)", "--max-new-tokens=2",
+                       "--steer-file=s=\(inputs.steering)"]
                     : ["capture", "--model=\(inputs.model.path)", "--triplets=\(file)", "--layers=0", "--out=\(out)"]
                 cases.append(Case(arguments: arguments + ["--backend=cpu"], name: file))
             }
+        }
+        // A steering alpha after the file name (--steer FILE:ALPHA).
+        for value in values {
+            let out = inputs.scratch.file("out-\(cases.count)")
+            cases.append(Case(arguments: ["generate", "--model=\(inputs.model.path)", "--prompts=\(inputs.prompts)", "--out=\(out)",
+                                          "--max-new-tokens=2", "--steer=\(inputs.steering):\(value)", "--backend=cpu"], name: "--steer"))
         }
         for failure in Self.run(cases) { Issue.record(Comment(rawValue: failure)) }
     }
