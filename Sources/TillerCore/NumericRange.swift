@@ -34,10 +34,10 @@ public enum NumericRange {
         return value
     }
 
-    /// A steering strength (a --steer FILE:ALPHA, a prompt line's "alpha", a steering file's
-    /// alpha): fitted files steer at 1 and useful strengths are within tens, while a million times
-    /// a unit direction already swamps any residual stream. The bound keeps alpha x factor
-    /// (factors <= `steeringFactor`) x the head's coefficient finite in f32.
+    /// A steering strength a user types (a --steer FILE:ALPHA, a prompt line's "alpha"): fitted
+    /// files steer at 1 and useful strengths are within tens, while a million times a unit
+    /// direction already swamps any residual stream. (A steering file's own alpha is any finite
+    /// f32, stored exactly; a sweep checks that alpha x factor stays finite.)
     public static let steeringAlpha: ClosedRange<Float> = -1e6...1e6
     /// A sweep factor multiplying a steering file's alpha (--factors): positive, at most 1e6.
     public static let steeringFactor: ClosedRange<Double> = 1e-6...1e6

@@ -150,6 +150,12 @@ extension LabEvaluation {
             throw TillerError.invalidArgument(op: "lab sweep", detail: "factors must be positive numbers, got \(factors)")
         }
         guard !arms.isEmpty else { return ([], GenerationProgress()) }
+        // A steering file may hold any finite f32 alpha; scaled by a factor it must stay finite.
+        for arm in arms {
+            if let factor = factors.first(where: { !(Float($0) * arm.alpha).isFinite }) {
+                throw TillerError.invalidArgument(op: "lab sweep", detail: "\(arm.name): alpha \(arm.alpha) x factor \(factor) is not a finite f32")
+            }
+        }
         let (selectionRange, evaluationRange) = LabSweep.halves(examples.count)
         let selection = Array(examples[selectionRange]), evaluation = Array(examples[evaluationRange])
         let interventions = arms.map(\.intervention)

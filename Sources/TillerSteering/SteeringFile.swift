@@ -168,9 +168,6 @@ public struct SteeringFile: Sendable, Equatable {
         let alphaValue = try description.double("alpha")
         let alpha = Float(alphaValue)
         guard alpha.isFinite else { throw bad("alpha \(alphaValue) is not a finite f32") }
-        guard NumericRange.steeringAlpha.contains(alpha) else {
-            throw bad("alpha \(alphaValue) is out of range (allowed \(NumericRange.steeringAlpha))")
-        }
 
         let modelObject = try description.object("model")
         let model = ModelFingerprint(

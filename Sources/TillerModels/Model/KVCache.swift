@@ -38,7 +38,7 @@ public final class KVCache {
         let memory = ProcessInfo.processInfo.physicalMemory
         guard !overflow, UInt64(bytes) <= memory else {
             throw TillerError.invalidArgument(op: "KVCache", detail: "\(batchSize) sequences x \(capacity) positions x \(layers) layers "
-                + "need \(overflow ? "more than 2^63" : "\(bytes >> 20) MiB of") cache, more than this machine's \(memory >> 20) MiB; "
+                + "need \(overflow ? "more than 2^63 bytes" : "\(bytes >> 20) MiB") of cache, more than this machine's \(memory >> 20) MiB; "
                 + "lower --context-limit, --max-new-tokens or --batch-size")
         }
     }
