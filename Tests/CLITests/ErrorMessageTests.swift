@@ -112,6 +112,30 @@ import Testing
         }
     }
 
+    /// Corpus lines (lab eval --heldout) are decoded with Codable: the key, not the dump.
+    @Test func badCorpusLines() throws {
+        let bad = try BadInputs()
+        let file = bad.scratch.file("heldout.jsonl")
+        let lines: [(line: String, key: String)] = [
+            ("{\"id\": 5, \"kind\": \"concept\"}", "id"),
+            ("{\"id\": \"x\", \"kind\": \"concept\", \"placement\": \"system\", \"topic\": \"a\", \"question_template\": \"b\", "
+                + "\"messages\": [], \"unsteered_messages\": [], \"format\": {\"type\": \"x\", \"n\": 1e300}}", "format.n"),
+        ]
+        for (line, key) in lines {
+            try ModelCommandTests.write([line], to: file)
+            try Self.expectClean(["lab", "eval", "--kind", "concept", "--steer", "prompt", "--heldout", file], naming: ["\(file):1", key])
+        }
+    }
+
+    /// A file the process may not read (only meaningful when not running as root).
+    @Test(.enabled(if: getuid() != 0)) func unreadableFile() throws {
+        let bad = try BadInputs()
+        try FileManager.default.setAttributes([.posixPermissions: 0], ofItemAtPath: bad.prompts)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: bad.prompts) }
+        try Self.expectClean(["generate", "--model", bad.model.path, "--prompts", bad.prompts, "--out", bad.scratch.file("out")],
+                             naming: [bad.prompts])
+    }
+
     @Test func badSteeringFiles() throws {
         let bad = try BadInputs()
         let m = bad.model.path, out = bad.scratch.file("out")
