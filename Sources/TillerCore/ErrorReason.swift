@@ -84,7 +84,7 @@ public enum ErrorReason {
         case .fileWriteVolumeReadOnly: return "read-only file system"
         case .fileReadTooLarge: return "too large to read"
         case .fileReadCorruptFile: return "unreadable"
-        case .fileWriteFileExists: return "already exists"
+        case .fileWriteFileExists: return "a file of that name already exists"
         default: return "file system error \(cocoa.code.rawValue)"
         }
     }
