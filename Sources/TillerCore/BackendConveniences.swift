@@ -2,7 +2,16 @@
 public extension Backend {
     /// A zero-initialised tensor of its own.
     func empty(_ shape: [Int], _ dtype: DType = .f32) throws -> Tensor {
-        let bytes = shape.reduce(1, *) * dtype.byteSize
+        // Shapes grow from user numbers (configs, batch sizes, context limits): a product past
+        // Int is an error here rather than a trap.
+        var bytes = dtype.byteSize
+        for size in shape {
+            let (product, overflow) = bytes.multipliedReportingOverflow(by: size)
+            guard size >= 0, !overflow else {
+                throw TillerError.invalidArgument(op: "empty", detail: "a \(dtype) tensor of shape \(shape) does not fit in memory")
+            }
+            bytes = product
+        }
         return try Tensor(buffer: makeBuffer(byteCount: bytes), shape: shape, dtype: dtype)
     }
 

@@ -32,7 +32,7 @@ public enum JSONLinesReader {
             do {
                 chunk = try handle.read(upToCount: chunkBytes) ?? Data()
             } catch {
-                throw TillerError.io(path: path, detail: "cannot read (\(error.localizedDescription))")
+                throw TillerError.io(path: path, detail: "cannot read (\(ErrorReason.file(error, path: path)))")
             }
             if chunk.isEmpty { break }
             var start = chunk.startIndex

@@ -14,7 +14,7 @@ public enum TextFiles {
         do {
             return try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw TillerError.io(path: path, detail: "cannot read (\(error.localizedDescription))")
+            throw TillerError.io(path: path, detail: "cannot read (\(ErrorReason.file(error, path: path)))")
         }
     }
 

@@ -13,6 +13,8 @@ public enum TillerError: Error, CustomStringConvertible, Equatable {
     /// synchronisation is gone, but the process is not.
     case deviceFailure(String)
     case io(path: String, detail: String)
+    /// A number a user gave (a flag, a JSON field) outside what Tiller accepts; see NumericRange.
+    case outOfRange(name: String, value: String, allowed: String)
 
     public var description: String {
         switch self {
@@ -26,6 +28,7 @@ public enum TillerError: Error, CustomStringConvertible, Equatable {
         case let .backendUnavailable(what): return "backend unavailable: \(what)"
         case let .deviceFailure(what): return "device failure: \(what)"
         case let .io(path, detail): return "\(path): \(detail)"
+        case let .outOfRange(name, value, allowed): return "\(name): \(value) is out of range (allowed \(allowed))"
         }
     }
 }

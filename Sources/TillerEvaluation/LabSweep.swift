@@ -50,6 +50,7 @@ public enum LabSweep {
             guard let factor = Double(item), factor.isFinite, factor > 0 else {
                 throw TillerError.invalidArgument(op: "--factors", detail: "\"\(item)\" is not a positive number (give e.g. 0.5,1,2 or axbench)")
             }
+            try NumericRange.check("--factors", factor, in: NumericRange.steeringFactor)
             guard !factors.contains(factor) else {
                 throw TillerError.invalidArgument(op: "--factors", detail: "\(item) is given twice")
             }
@@ -149,6 +150,12 @@ extension LabEvaluation {
             throw TillerError.invalidArgument(op: "lab sweep", detail: "factors must be positive numbers, got \(factors)")
         }
         guard !arms.isEmpty else { return ([], GenerationProgress()) }
+        // A steering file may hold any finite f32 alpha; scaled by a factor it must stay finite.
+        for arm in arms {
+            if let factor = factors.first(where: { !(Float($0) * arm.alpha).isFinite }) {
+                throw TillerError.invalidArgument(op: "lab sweep", detail: "\(arm.name): alpha \(arm.alpha) x factor \(factor) is not a finite f32")
+            }
+        }
         let (selectionRange, evaluationRange) = LabSweep.halves(examples.count)
         let selection = Array(examples[selectionRange]), evaluation = Array(examples[evaluationRange])
         let interventions = arms.map(\.intervention)

@@ -126,7 +126,7 @@ public struct LabCorpus: Sendable {
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
-            throw TillerError.io(path: directory, detail: "cannot create the output directory")
+            throw TillerError.io(path: directory, detail: "cannot create the output directory (\(ErrorReason.file(error, path: directory)))")
         }
         var bytes: [Int] = []
         for (name, text) in [("train.jsonl", trainJSONL), ("heldout.jsonl", heldoutJSONL), ("world.json", worldJSON)] {

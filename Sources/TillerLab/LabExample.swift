@@ -85,7 +85,7 @@ public struct LabExample: Sendable, Hashable {
         do {
             raw = try JSONDecoder().decode(RawExample.self, from: Data(line.utf8))
         } catch {
-            throw fail("not a corpus line (\(LabExample.oneLine(error)))")
+            throw fail("not a corpus line (\(ErrorReason.decoding(error, json: Data(line.utf8))))")
         }
         guard let kind = LabKind(rawValue: raw.kind) else { throw fail("\(raw.id): unknown kind \"\(raw.kind)\"") }
         guard let placement = LabPlacement(rawValue: raw.placement) else {
@@ -143,10 +143,6 @@ public struct LabExample: Sendable, Hashable {
         if let prompt = raw.steering_prompt, prompt != steeringPrompt {
             throw fail("\(raw.id): steering_prompt is not the lab's text for this target")
         }
-    }
-
-    static func oneLine(_ error: Error) -> String {
-        String(describing: error).split(whereSeparator: \.isNewline).joined(separator: " ")
     }
 
     /// The line as it is stored; field names are the corpus's.

@@ -179,7 +179,7 @@ public struct ControlVector: Sendable, Equatable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
-            throw TillerError.io(path: path, detail: "cannot read (\(error.localizedDescription))")
+            throw TillerError.io(path: path, detail: "cannot read (\(ErrorReason.file(error, path: path)))")
         }
         return try decode(data, path: path)
     }

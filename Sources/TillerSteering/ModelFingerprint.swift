@@ -81,7 +81,7 @@ public struct ModelFingerprint: Sendable, Equatable {
         } catch let error as TillerError {
             throw error
         } catch {
-            throw TillerError.io(path: path, detail: "cannot read to fingerprint the checkpoint (\(error.localizedDescription))")
+            throw TillerError.io(path: path, detail: "cannot read to fingerprint the checkpoint (\(ErrorReason.file(error, path: path)))")
         }
     }
 }

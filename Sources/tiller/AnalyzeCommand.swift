@@ -46,7 +46,8 @@ struct Analyze: ParsableCommand {
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
-        guard examples >= 0 else { throw ValidationError("--examples must be >= 0") }
+        try NumericOptions.check("--examples", examples, NumericOptions.anyCount)
+        if let colorLayer { try NumericOptions.check("--color-layer", colorLayer, NumericOptions.layerIndex) }
     }
 
     func run() throws {

@@ -51,9 +51,9 @@ struct Capture: ParsableCommand {
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
-        guard sampleMaxNewTokens >= 0 else { throw ValidationError("--sample-max-new-tokens must be >= 0") }
-        guard sampleTemperature >= 0, sampleTemperature.isFinite else { throw ValidationError("--sample-temperature must be >= 0") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        try NumericOptions.check("--sample-max-new-tokens", sampleMaxNewTokens, NumericOptions.tokenCount)
+        try NumericOptions.checkTemperature("--sample-temperature", sampleTemperature)
+        try NumericOptions.check("--batch-size", batchSize, NumericOptions.batchSize)
     }
 
     /// "all" or "1,2,5" for a model of `count` layers (one-line errors naming --layers).

@@ -60,8 +60,9 @@ struct Fit: ParsableCommand {
         guard SteeringLocation(name: location) != nil else {
             throw ValidationError("--location must be answer_only, all or question_and_answer, not \(location)")
         }
-        guard steps >= 0 else { throw ValidationError("--steps must be at least 0") }
-        guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be positive") }
+        for l in layer { try NumericOptions.check("--layer", l, NumericOptions.layerIndex) }
+        try NumericOptions.check("--steps", steps, NumericOptions.fitSteps)
+        try NumericOptions.check("--learning-rate", learningRate, NumericOptions.learningRate)
     }
 
     func run() throws {
@@ -131,7 +132,7 @@ struct Fit: ParsableCommand {
             }
         }
         if let missing = list.first(where: { !data.layers.contains($0) }) {
-            throw TillerError.io(path: capture, detail: "no tensor 'layers.\(missing).h': the capture holds layers \(data.layers.map(String.init).joined(separator: ", "))")
+            throw TillerError.io(path: capture, detail: "\(layers == nil ? "--layer" : "--layers") \(missing): no tensor 'layers.\(missing).h': the capture holds layers \(data.layers.map(String.init).joined(separator: ", "))")
         }
         return Array(Set(list)).sorted()
     }

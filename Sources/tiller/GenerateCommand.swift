@@ -92,12 +92,12 @@ struct Generate: ParsableCommand {
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
-        guard maxNewTokens >= 0 else { throw ValidationError("--max-new-tokens must be >= 0") }
-        guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be >= 0") }
-        guard topK >= 0 else { throw ValidationError("--top-k must be >= 0") }
-        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        if let contextLimit, contextLimit <= 0 { throw ValidationError("--context-limit must be positive") }
+        try NumericOptions.check("--max-new-tokens", maxNewTokens, NumericOptions.tokenCount)
+        try NumericOptions.checkTemperature("--temperature", temperature)
+        try NumericOptions.check("--top-k", topK, NumericOptions.anyCount)
+        try NumericOptions.checkTopP("--top-p", topP)
+        try NumericOptions.check("--batch-size", batchSize, NumericOptions.batchSize)
+        if let contextLimit { try NumericOptions.check("--context-limit", contextLimit, NumericOptions.contextLimit) }
         if stops.contains(where: \.isEmpty) { throw ValidationError("--stop must not be empty") }
         for value in steer {
             do { _ = try SteerEntry(parsing: value) } catch { throw ValidationError("--steer: \(error)") }
@@ -238,7 +238,7 @@ final class OrderedLineWriter {
     func close(expected: Int) throws {
         if let failure {
             file.discard()
-            throw failure as? TillerError ?? TillerError.io(path: path, detail: "cannot write (\(failure.localizedDescription))")
+            throw failure as? TillerError ?? TillerError.io(path: path, detail: "cannot write (\(ErrorReason.file(failure, path: path)))")
         }
         guard next == expected else {
             file.discard()

@@ -14,7 +14,9 @@ struct SteerEntry: Equatable {
     /// a colon and no number after it is taken whole).
     init(parsing text: String) throws {
         if let colon = text.lastIndex(of: ":"), let alpha = Float(text[text.index(after: colon)...]) {
-            guard alpha.isFinite else { throw Problem("alpha \(alpha) in \"\(text)\" is not finite") }
+            guard alpha.isFinite, NumericRange.steeringAlpha.contains(alpha) else {
+                throw Problem("alpha \(alpha) in \"\(text)\" is out of range (allowed \(NumericRange.steeringAlpha))")
+            }
             name = String(text[..<colon])
             self.alpha = alpha
         } else {

@@ -28,9 +28,8 @@ struct LabCorpusCommand: ParsableCommand {
     var heldout = LabCorpus.defaultHeldOutCount
 
     func validate() throws {
-        for (name, count) in [("--train", train), ("--heldout", heldout)] where !(0...LabCorpus.maximumCount).contains(count) {
-            throw ValidationError("\(name) must be in 0...\(LabCorpus.maximumCount)")
-        }
+        try NumericOptions.check("--train", train, 0...LabCorpus.maximumCount)
+        try NumericOptions.check("--heldout", heldout, 0...LabCorpus.maximumCount)
     }
 
     func run() throws {

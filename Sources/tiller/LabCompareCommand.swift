@@ -72,10 +72,13 @@ struct LabCompareCommand: ParsableCommand {
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
-        guard trainTriplets > 0 else { throw ValidationError("--train-triplets must be positive") }
-        guard limit >= 2 else { throw ValidationError("--limit must be at least 2 (one example per half)") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be positive") }
+        // No train split holds more than LabCorpus.maximumCount examples.
+        try NumericOptions.check("--train-triplets", trainTriplets, 1...LabCorpus.maximumCount)
+        // At least one example per half (one chooses the factor, one is scored).
+        try NumericOptions.check("--limit", limit, 2...Int.max)
+        if let layer { try NumericOptions.check("--layer", layer, NumericOptions.layerIndex) }
+        try NumericOptions.check("--batch-size", batchSize, NumericOptions.batchSize)
+        try NumericOptions.check("--max-new-tokens", maxNewTokens, 1...Int.max)
         guard SteeringLocation(name: location) != nil else {
             throw ValidationError("--location must be answer_only, all or question_and_answer, not \(location)")
         }

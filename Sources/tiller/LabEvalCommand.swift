@@ -84,10 +84,10 @@ struct LabEvalCommand: ParsableCommand {
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
-        guard limit > 0 else { throw ValidationError("--limit must be positive") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be positive") }
-        guard show >= 0 else { throw ValidationError("--show must be >= 0") }
+        try NumericOptions.check("--limit", limit, 1...Int.max)
+        try NumericOptions.check("--batch-size", batchSize, NumericOptions.batchSize)
+        try NumericOptions.check("--max-new-tokens", maxNewTokens, 1...Int.max)
+        try NumericOptions.check("--show", show, NumericOptions.anyCount)
         if seed != nil && heldout != nil { throw ValidationError("give --seed or --heldout, not both") }
         if LabSteerMode(rawValue: steer) != nil {
             if withPrompt { throw ValidationError("--with-prompt needs --steer FILE (prompt steering is the prompt itself)") }

@@ -114,6 +114,7 @@ enum PromptFile {
         }
         func alpha(_ value: Any, _ key: String) throws -> Float {
             guard let a = number(value), a.isFinite else { throw Problem("\(key) must be a finite number") }
+            guard NumericRange.steeringAlpha.contains(a) else { throw Problem("\(key): \(a) is out of range (allowed \(NumericRange.steeringAlpha))") }
             return a
         }
         func location(_ value: Any, _ key: String) throws -> SteeringLocation {

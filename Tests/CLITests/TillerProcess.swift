@@ -6,6 +6,8 @@ struct TillerProcess {
         var status: Int32
         var stdout: String
         var stderr: String
+        /// The process was killed by a signal (a trap, SIGILL/SIGTRAP) rather than exiting.
+        var signalled = false
     }
 
     /// The binary sits beside the test bundle in the build folder (TILLER_BINARY overrides).
@@ -42,6 +44,7 @@ struct TillerProcess {
         process.waitUntilExit()
         return Result(status: process.terminationStatus,
                       stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+                      stderr: String(decoding: stderr, as: UTF8.self),
+                      signalled: process.terminationReason == .uncaughtSignal)
     }
 }

@@ -106,7 +106,7 @@ public final class CheckpointDirectory: @unchecked Sendable {
         do {
             return try Data(contentsOf: URL(fileURLWithPath: configPath))
         } catch {
-            throw TillerError.io(path: configPath, detail: "cannot read \(Self.configFileName): \(error.localizedDescription)")
+            throw TillerError.io(path: configPath, detail: "cannot read \(Self.configFileName): \(ErrorReason.file(error, path: configPath))")
         }
     }
 
@@ -129,7 +129,7 @@ public final class CheckpointDirectory: @unchecked Sendable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: indexPath))
         } catch {
-            throw bad("cannot read the shard index: \(error.localizedDescription)")
+            throw bad("cannot read the shard index: \(ErrorReason.file(error, path: indexPath))")
         }
         let json: JSONValue
         do {

@@ -70,8 +70,9 @@ public final class Generator {
             onResult?(index, result)
         }
 
-        // The cache holds the longest request, up to the context limit.
-        let longest = requests.map { $0.promptIDs.count + $0.options.maxNewTokens }.max() ?? 0
+        // The cache holds the longest request, up to the context limit. The sum saturates: a
+        // max-new-tokens near Int.max means "until the context is full", not an overflow.
+        let longest = requests.map { NumericRange.saturatingSum($0.promptIDs.count, $0.options.maxNewTokens) }.max() ?? 0
         let capacity = min(contextLimit, max(longest, 1))
         let slotCount = min(batchSize, max(requests.count, 1))
         var waiting = requests.indices.makeIterator()

@@ -80,12 +80,8 @@ public struct ModelConfig: Codable, Sendable {
         let config: ModelConfig
         do {
             config = try JSONDecoder().decode(ModelConfig.self, from: data)
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw TillerError.io(path: path, detail: "missing \"\(key.stringValue)\"")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw TillerError.io(path: path, detail: "wrong type for \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\"")
         } catch {
-            throw TillerError.io(path: path, detail: "not a valid config.json (\(error.localizedDescription))")
+            throw TillerError.io(path: path, detail: ErrorReason.decoding(error, json: data))
         }
         try config.validate(path: path)
         return config
