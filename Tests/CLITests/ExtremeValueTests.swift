@@ -13,7 +13,8 @@ import Testing
 
     /// Each option, by "command path --name"; "* --name" stands for that option in every command.
     static let kinds: [String: Kind] = [
-        "* --backend": .text, "* --device": .text, "* --model": .text, "* --out": .text,
+        "* --backend": .text, "* --device": .text, "* --model": .text, "* --out": .text, "* --max-line-bytes": .int,
+        "detokenize --ids": .intList,
         "tokenize --text": .text,
         "logits --ids": .intList,
         "generate --prompts": .text, "generate --max-new-tokens": .int, "generate --temperature": .float,
@@ -102,6 +103,7 @@ import Testing
             let m = model.path
             switch command {
             case ["logits"]: return ["--model=\(m)", "--ids=1,2", "--out=\(out)"]
+            case ["detokenize"]: return ["--model=\(m)"]
             case ["generate"]:
                 return ["--model=\(m)", "--prompts=\(prompts)", "--out=\(out)", "--max-new-tokens=3", "--temperature=0.7"]
             case ["lab", "corpus"]: return ["--seed=1", "--out=\(out)", "--train=3", "--heldout=3"]

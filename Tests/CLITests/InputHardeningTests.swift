@@ -27,40 +27,47 @@ import Testing
         let dir = try S.Scratch()
         let dm = try #require(lab.files["diffmean"])
         let prompts = dir.file("p.jsonl"), out = dir.file("o.jsonl")
-        // --steer FILE:1e30 on every line.
         try "{\"prompt\": \"hello\"}\n".write(toFile: prompts, atomically: true, encoding: .utf8)
-        let run = try S.ok(["generate", "--model", S.labModel, "--prompts", prompts, "--out", out, "--steer", "\(dm):1e30",
+        // An alpha typed past any useful strength is refused before anything runs.
+        try S.fails(["generate", "--model", S.labModel, "--prompts", prompts, "--out", out, "--steer", "\(dm):1e30",
+                     "--max-new-tokens", "4", "--backend", "cpu"], containing: ["--steer", "out of range"])
+        // A file whose z holds 3e38 on every line: finite, but past what the next norm can square.
+        let big = dir.file("big.safetensors")
+        try Self.patched(dm, "layers.2.z", element: 7, value: 3e38, to: big)
+        let run = try S.ok(["generate", "--model", S.labModel, "--prompts", prompts, "--out", out, "--steer", big,
                             "--max-new-tokens", "4", "--backend", "cpu"])
         var lines = try Self.outputLines(out)
         #expect(lines.count == 1 && lines[0]["stop_reason"] as? String == "non_finite" && (lines[0]["ids"] as? [Int])?.isEmpty == true, "\(lines)")
-        #expect(run.stderr.contains("\(prompts):1") && run.stderr.contains("non_finite") && run.stderr.contains("diffmean.safetensors")
-                && run.stderr.contains("1e+30"), "\(run.stderr)")
+        #expect(run.stderr.contains("\(prompts):1") && run.stderr.contains("non_finite") && run.stderr.contains("big.safetensors"), "\(run.stderr)")
 
-        // A line's own alpha 1e30, and a file whose z holds 3e38, next to an unsteered line.
-        let big = dir.file("big.safetensors")
-        try Self.patched(dm, "layers.2.z", element: 7, value: 3e38, to: big)
+        // A line at the largest alpha allowed on a file whose z holds 1e33 (their product
+        // overflows f32), and the 3e38 file, next to an unsteered line.
+        let huge = dir.file("huge.safetensors")
+        try Self.patched(dm, "layers.2.z", element: 7, value: 1e33, to: huge)
         try ([S.jsonLine(["prompt": "hello", "steer": NSNull()]),
-              S.jsonLine(["prompt": "hello", "steer": "dm", "alpha": 1e30]),
+              S.jsonLine(["prompt": "hello", "steer": "huge", "alpha": 1e6]),
               S.jsonLine(["prompt": "hello", "steer": big])].joined(separator: "\n") + "\n").write(toFile: prompts, atomically: true, encoding: .utf8)
-        let mixed = try S.ok(["generate", "--model", S.labModel, "--prompts", prompts, "--out", out, "--steer-file", "dm=\(dm)",
+        let mixed = try S.ok(["generate", "--model", S.labModel, "--prompts", prompts, "--out", out, "--steer-file", "huge=\(huge)",
                               "--max-new-tokens", "4", "--backend", "cpu"])
         lines = try Self.outputLines(out)
         #expect(lines.map { $0["stop_reason"] as? String } == ["max_tokens", "non_finite", "non_finite"], "\(lines)")
         #expect((lines[0]["ids"] as? [Int])?.count == 4)
         #expect(!mixed.stderr.contains("\(prompts):1:") && mixed.stderr.contains("\(prompts):2:") && mixed.stderr.contains("\(prompts):3:")
-                && mixed.stderr.contains("big.safetensors"), "\(mixed.stderr)")
+                && mixed.stderr.contains("big.safetensors") && mixed.stderr.contains("huge.safetensors"), "\(mixed.stderr)")
     }
 
     @Test func labEvalWarnsOfNonFiniteAnswers() throws {
         let lab = try S.lab()
         let dm = try #require(lab.files["diffmean"])
-        let run = try S.ok(["lab", "eval", "--kind", "concept", "--steer", "\(dm):1e30", "--limit", "3", "--max-new-tokens", "4",
+        let dir = try S.Scratch()
+        let big = dir.file("big.safetensors")
+        try Self.patched(dm, "layers.2.z", element: 7, value: 3e38, to: big)
+        let run = try S.ok(["lab", "eval", "--kind", "concept", "--steer", big, "--limit", "3", "--max-new-tokens", "4",
                             "--json", "--backend", "cpu"])
         let rows = try #require(try S.jsonObject(run.stdout)["examples"] as? [[String: Any]], "\(run.stdout)")
         #expect(rows.count == 3 && rows.allSatisfy { $0["stop_reason"] as? String == "non_finite" }, "\(rows)")
         #expect(run.stderr.contains("3 of 3 answers stopped with \"non_finite\""), "\(run.stderr)")
         // --heldout is read line by line under --max-line-bytes.
-        let dir = try S.Scratch()
         let heldout = dir.file("h.jsonl")
         try (String(repeating: " ", count: 200) + "\n").write(toFile: heldout, atomically: true, encoding: .utf8)
         try S.fails(["lab", "eval", "--kind", "concept", "--steer", "none", "--heldout", heldout, "--max-line-bytes", "100",
@@ -167,7 +174,8 @@ import Testing
 
     @Test func logitsRefusesIDsPastTheContext() throws {
         let dir = try ModelCommandTests.ModelDir(tokenizer: false)
-        let out = dir.file("l.safetensors")
+        let scratch = try S.Scratch()
+        let out = scratch.file("l.safetensors")
         let ids = Array(repeating: "1", count: 129).joined(separator: ",")
         ModelCommandTests.expectOneLineError(try TillerProcess.run(["logits", "--model", dir.path, "--ids", ids, "--out", out, "--backend", "cpu"]),
                                              containing: ["129", "128", "max_position_embeddings"])
