@@ -7,6 +7,7 @@
 //   TillerModels            checkpoints, tokenizers, the transformer forward, generation
 //   TillerSteering          interventions on the residual stream: files, methods, steered generation
 //   TillerLab               the steering lab: a generated chat language, its corpus and exact judges
+//   TillerTraining          the objectives (and training) of steering heads through the frozen model
 //   TillerEvaluation        lab evaluations and the demo, over models and the lab
 //   tiller, TillerBench     the command line and the throughput benchmark
 import PackageDescription
@@ -39,20 +40,23 @@ let package = Package(
         .target(name: "TillerModels", dependencies: ["TillerCore"]),
         .target(name: "TillerSteering", dependencies: ["TillerCore", "TillerModels"]),
         .target(name: "TillerLab", dependencies: ["TillerCore"], resources: [.copy("Resources/tiller-lab")]),
+        .target(name: "TillerTraining", dependencies: ["TillerCore", "TillerModels", "TillerSteering"]),
         .target(name: "TillerEvaluation", dependencies: ["TillerCore", "TillerModels", "TillerSteering", "TillerLab"]),
         .executableTarget(
             name: "tiller",
             dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerSteering", "TillerLab", "TillerEvaluation",
+                           "TillerTraining",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "TillerBench",
-            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerSteering", "COpenBLAS",
+            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerSteering", "TillerTraining", "COpenBLAS",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/TillerBench", exclude: ["gpu_reference.py", "compare_transformers.py"]),
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),
         .testTarget(name: "CLITests", dependencies: ["tiller"]),
         .testTarget(name: "TillerModelsTests", dependencies: ["TillerModels", "TillerCore", "TillerCPU", "TillerVulkan"]),
         .testTarget(name: "TillerSteeringTests", dependencies: ["TillerSteering", "TillerModels", "TillerCore", "TillerCPU"]),
+        .testTarget(name: "TillerTrainingTests", dependencies: ["TillerTraining", "TillerSteering", "TillerModels", "TillerCore", "TillerCPU", "TillerVulkan"]),
         .testTarget(name: "TillerLabTests", dependencies: ["TillerLab", "TillerCore"]),
         .testTarget(name: "TillerEvaluationTests", dependencies: ["TillerEvaluation", "TillerLab", "TillerModels", "TillerCore", "TillerCPU"]),
         .testTarget(name: "BackendOpsTests", dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "CTillerKernels"]),

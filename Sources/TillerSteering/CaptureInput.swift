@@ -27,12 +27,16 @@ public struct CaptureTripletLine: Sendable, Equatable {
     public var unsteered: CapturePrompt
     /// y'; nil: sampled from x' by the model.
     public var completion: CaptureCompletion?
+    /// The triplet's "alpha" (default 1): multiplies a steering file's alpha when the objectives
+    /// steer xy' (a soft label, such as a judge's score). Capture ignores it.
+    public var alpha: Float
 
-    public init(number: Int, steered: CapturePrompt, unsteered: CapturePrompt, completion: CaptureCompletion?) {
+    public init(number: Int, steered: CapturePrompt, unsteered: CapturePrompt, completion: CaptureCompletion?, alpha: Float = 1) {
         self.number = number
         self.steered = steered
         self.unsteered = unsteered
         self.completion = completion
+        self.alpha = alpha
     }
 }
 
@@ -49,7 +53,7 @@ public enum CaptureInput {
     static let expecting = "\"steered\" and \"unsteered\" (or a lab corpus line)"
     /// The keys of a triplet line, and those of a lab corpus line (`LabExample.jsonLine`); any
     /// other key is an error (a typo would drop what it asked for).
-    public static let tripletKeys = ["steered", "unsteered", "completion"]
+    public static let tripletKeys = ["steered", "unsteered", "completion", "alpha"]
     public static let labCorpusKeys = ["id", "kind", "placement", "topic", "question_template", "concept", "trait",
                                        "format", "steering_prompt", "messages", "unsteered_messages"]
 
@@ -94,8 +98,17 @@ public enum CaptureInput {
                 throw Problem("\"completion\" must be a string or a list of token ids")
             }
         }
+        var alpha: Float = 1
+        if let value = fields["alpha"] {
+            guard let n = value as? NSNumber, String(cString: n.objCType) != "c" else { throw Problem("\"alpha\" must be a number") }
+            do {
+                alpha = try NumericRange.check("\"alpha\"", Float(n.doubleValue), in: NumericRange.steeringAlpha)
+            } catch let error as TillerError {
+                throw Problem(error.description)
+            }
+        }
         return CaptureTripletLine(number: number, steered: try prompt(steered, key: "\"steered\""),
-                                  unsteered: try prompt(unsteered, key: "\"unsteered\""), completion: completion)
+                                  unsteered: try prompt(unsteered, key: "\"unsteered\""), completion: completion, alpha: alpha)
     }
 
     /// A `tiller lab corpus` line.
