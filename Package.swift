@@ -53,7 +53,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/TillerBench", exclude: ["gpu_reference.py", "compare_transformers.py"]),
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),
-        .testTarget(name: "CLITests", dependencies: ["tiller"]),
+        .testTarget(name: "CLITests", dependencies: ["tiller", "TillerSteering", "TillerModels", "TillerCore"]),
         .testTarget(name: "TillerModelsTests", dependencies: ["TillerModels", "TillerCore", "TillerCPU", "TillerVulkan"]),
         .testTarget(name: "TillerSteeringTests", dependencies: ["TillerSteering", "TillerModels", "TillerCore", "TillerCPU"]),
         .testTarget(name: "TillerTrainingTests", dependencies: ["TillerTraining", "TillerSteering", "TillerModels", "TillerCore", "TillerCPU", "TillerVulkan"]),

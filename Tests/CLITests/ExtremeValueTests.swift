@@ -36,6 +36,9 @@ import Testing
         "analyze --color-layer": .int,
         "fit --method": .text, "fit --capture": .text, "fit --layer": .int, "fit --layers": .intList, "fit --rows": .text,
         "fit --location": .text, "fit --steps": .int, "fit --learning-rate": .float,
+        "loss --steer": .text, "loss --triplets": .text, "loss --objective": .text, "loss --location": .text,
+        "loss --regularizer": .float, "loss --gradients": .text, "loss --batch-size": .int,
+        "loss --sample-max-new-tokens": .int, "loss --sample-temperature": .float, "loss --seed": .int,
     ]
 
     static let extremes = ["0", "-1", "9223372036854775807", "nan", "1e308"]
@@ -117,6 +120,8 @@ import Testing
             case ["capture"]:
                 return ["--model=\(m)", "--triplets=\(triplets)", "--layers=0", "--out=\(out)", "--sample-max-new-tokens=2"]
             case ["analyze"]: return ["--capture=\(capture)", "--model=\(m)", "--out=\(out)"]
+            case ["loss"]:
+                return ["--model=\(m)", "--steer=\(steering)", "--triplets=\(triplets)", "--objective=mse", "--gradients=\(out)"]
             case ["fit"]: return ["--method=diffmean", "--capture=\(capture)", "--layer=0", "--model=\(m)", "--out=\(out)", "--steps=1"]
             default: return []
             }
