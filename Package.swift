@@ -51,7 +51,7 @@ let package = Package(
             name: "TillerBench",
             dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerSteering", "TillerTraining", "COpenBLAS",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Benchmarks/TillerBench", exclude: ["gpu_reference.py", "compare_transformers.py"]),
+            path: "Benchmarks/TillerBench", exclude: ["gpu_reference.py", "compare_transformers.py", "compare_autograd.py"]),
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),
         .testTarget(name: "CLITests", dependencies: ["tiller", "TillerSteering", "TillerModels", "TillerCore"]),
         .testTarget(name: "TillerModelsTests", dependencies: ["TillerModels", "TillerCore", "TillerCPU", "TillerVulkan"]),

@@ -89,6 +89,12 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Model and steering suites: time every backend op of the timed runs (the steered ones in the steering suite, whose ratios then mean nothing) and print where the time goes (stderr).")
     var profile = false
 
+    @Flag(help: "With --model: the training suite instead of the model suite: one forward + backward of the MSE (heads on every layer) and LL (one head) objectives against PyTorch autograd (--autograd).")
+    var training = false
+
+    @Option(help: "Training suite: JSON of PyTorch autograd's figures for a workload (Benchmarks/TillerBench/compare_autograd.py writes it; repeat for mse and ll).")
+    var autograd: [String] = []
+
     @Flag(help: "With --model: the steering suite instead of the model suite: steered generation against unsteered (e.g. --model Sources/TillerLab/Resources/tiller-lab --steering --quick).")
     var steering = false
 
@@ -98,6 +104,8 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--steering needs --model DIR (e.g. Sources/TillerLab/Resources/tiller-lab, or /tmp/qwen-0.5b-random)")
         }
         if steering && transformers != nil { throw ValidationError("--transformers is for the model suite, not --steering") }
+        if training && model == nil { throw ValidationError("--training needs --model DIR (e.g. /tmp/qwen-0.5b-random)") }
+        if !autograd.isEmpty && !training { throw ValidationError("--autograd is for the training suite (--training)") }
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if warmup < 0 { throw ValidationError("--warmup must not be negative") }
     }
@@ -127,7 +135,14 @@ struct BenchCommand: ParsableCommand {
             bench.progress("warning: load average \(String(format: "%.2f", loadBefore)) before the run; figures may be low")
         }
         let start = monotonicSeconds()
-        if let model, steering {
+        if let model, training {
+            var references: [String: AutogradReference] = [:]
+            for path in autograd {
+                let reference = try AutogradReference.load(path)
+                references[reference.workload] = reference
+            }
+            try TrainingBench.run(bench, modelPath: model, references: references)
+        } else if let model, steering {
             try SteeringBench.run(bench, modelPath: model, profile: profile)
         } else if let model {
             let reference = try transformers.map { try TransformersReference.load($0) }
