@@ -80,7 +80,14 @@ struct Analyze: ParsableCommand {
         }
 
         let source = triplets ?? info.source
-        let lines = source == "-" ? nil : try? CaptureInput.read(source, maxLineBytes: jsonLines.maxLineBytes)
+        // A --triplets file given here must read cleanly (its errors are the user's to see); the
+        // file the capture recorded may have moved since, which only costs the replays' prompts.
+        var lines: [CaptureTripletLine]?
+        if triplets != nil {
+            lines = try CaptureInput.read(source, maxLineBytes: jsonLines.maxLineBytes)
+        } else if source != "-" {
+            lines = try? CaptureInput.read(source, maxLineBytes: jsonLines.maxLineBytes)
+        }
         if !steer.isEmpty {
             var prompts: [[Int32]] = [], systemLengths: [Int] = []
             if let model, let tokenizer {

@@ -119,6 +119,9 @@ import Testing
         try (try S.jsonLine(object) + "\n").write(toFile: triplets, atomically: true, encoding: .utf8)
         try S.fails(["capture", "--model", S.labModel, "--triplets", triplets, "--layers", "1", "--out", capture, "--backend", "cpu"],
                     containing: ["\(triplets):1", "\"placment\"", "did you mean \"placement\""])
+        // analyze --triplets reads its file as strictly as capture does.
+        try S.fails(["analyze", "--capture", lab.capture, "--triplets", triplets, "--model", S.labModel, "--out", dir.file("r.html"),
+                     "--backend", "cpu"], containing: ["\(triplets):1", "\"placment\""])
     }
 
     @Test func promptsLongerThanTheContextAreWarnedAndSkipped() throws {
