@@ -79,7 +79,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     path = args.model / "f32" if (args.model / "f32" / "config.json").exists() else args.model
-    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32, attn_implementation=args.attn).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=args.attn).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     layers, d = model.config.num_hidden_layers, model.config.hidden_size
