@@ -30,9 +30,7 @@ extension CPUBackend {
         let (rows, d) = try OpShapes.rmsNorm(x, weight: weight, out: out)
         let xp = try floats("rmsNorm", x), op = try floats("rmsNorm", out)
         // The weight is widened (and offset) once per call: d floats.
-        var gains = [Float](repeating: 0, count: d)
-        let wp = try hostPointer("rmsNorm", weight)
-        for i in 0..<d { gains[i] = HostEncoding.load(wp, weight.dtype, i) + (unitOffset ? 1 : 0) }
+        let gains = try rmsNormGains("rmsNorm", weight, d: d, unitOffset: unitOffset)
         gains.withUnsafeBufferPointer { g in
             let gp = g.baseAddress!
             Parallel.chunks(rows, grain: max(1, Self.elementGrain / d)) { range in

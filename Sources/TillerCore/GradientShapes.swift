@@ -87,8 +87,9 @@ public enum GradientShapes {
         return (rows, logits.shape[1])
     }
 
-    /// Runs a forward rule and reports its errors under the backward op's name.
-    static func renamed<R>(_ op: String, _ rule: () throws -> R) throws -> R {
+    /// Runs a forward rule (or a forward check of index or activation values) and reports its
+    /// errors under the backward op's name. Public so that every backend can do the same.
+    public static func renamed<R>(_ op: String, _ rule: () throws -> R) throws -> R {
         do {
             return try rule()
         } catch let error as TillerError {
