@@ -6,6 +6,11 @@
 // every write comes after them, so the in-place update races with no read. A row whose target
 // is -1 (outside the loss), or outside 0 ..< V when produced on the device, gets loss 0 and a
 // zero gradient.
+// A confident row (target within 20 of the max) would lose its small loss log(1 + u) and target
+// gradient p_t - 1 = -u / (1 + u) to cancellation in logsumexp - x[target], so a second tree
+// sums u = sum_{i != target} exp(x_i - x[target]) (at most V e^20: no overflow) and both come
+// from u directly, log(1 + u) by its series for small u (GPU log is only accurate to an absolute
+// 2^-21 near 1).
 layout(local_size_x_id = 0) in;  // a power of two
 
 layout(set = 0, binding = 0) buffer X { float x[]; };
@@ -54,10 +59,33 @@ void main() {
         }
         barrier();
     }
-    float logTotal = maxima[0] + log(sums[0]);
-    if (lid == 0) loss[pc.offLoss + row] = logTotal - picked;
+    float largest = maxima[0], total = sums[0];
+    barrier();  // every invocation has read the tree's result before sums is reused
+    float logTotal, rowLoss, targetGradient;  // targetGradient: p_t - 1
+    if (largest - picked <= 20.0) {  // uniform: every invocation read the same values
+        float others = 0.0;
+        for (uint i = lid; i < pc.c; i += size) {
+            if (i != uint(target)) others += exp(x[base + i] - picked);
+        }
+        sums[lid] = others;
+        barrier();
+        for (uint h = size >> 1; h > 0; h >>= 1) {
+            if (lid < h) sums[lid] += sums[lid + h];
+            barrier();
+        }
+        float u = sums[0];
+        rowLoss = u < 0.01 ? u * (1.0 - u * (0.5 - u * (1.0 / 3.0 - u * (0.25 - u * (0.2 - u / 6.0)))))
+                           : log(1.0 + u);
+        logTotal = picked + rowLoss;
+        targetGradient = -u / (1.0 + u);
+    } else {
+        logTotal = largest + log(total);
+        rowLoss = logTotal - picked;
+        targetGradient = exp(picked - logTotal) - 1.0;
+    }
+    if (lid == 0) loss[pc.offLoss + row] = rowLoss;
     float scale = gradScale[pc.offScale + row];
     for (uint i = lid; i < pc.c; i += size) {
-        x[base + i] = scale * (exp(x[base + i] - logTotal) - (i == uint(target) ? 1.0 : 0.0));
+        x[base + i] = scale * (i == uint(target) ? targetGradient : exp(x[base + i] - logTotal));
     }
 }
