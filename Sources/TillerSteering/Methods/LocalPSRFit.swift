@@ -92,7 +92,10 @@ public enum LocalPSR {
             w = rng.uniforms(d, -1, 1).map { Double($0) * 0.01 / Double(d).squareRoot() }
         }
 
-        var mw = [Double](repeating: 0, count: d), vw = [Double](repeating: 0, count: d), mb = 0.0, vb = 0.0
+        // (w, b) as one vector for the shared optimiser: Adam without weight decay, the step
+        // size decayed linearly to 0 over the steps.
+        var optimiser = AdamW(learningRate: options.learningRate, beta1: options.beta1, beta2: options.beta2,
+                              epsilon: options.epsilon, weightDecay: 0, plannedSteps: options.steps)
         var best: (loss: Double, w: [Double], b: Double, z: [Float], lambdaMean: Double, active: Double, step: Int)?
         var history: [Double] = []
         for step in 0...options.steps {
@@ -121,19 +124,10 @@ public enum LocalPSR {
             }
             let gw = try FitOps.weightedSum(hs, g, backend: backend)
 
-            // Adam, bias-corrected, step size decayed linearly to 0.
-            let k = Double(step + 1)
-            let rate = options.learningRate * (1 - Double(step) / Double(options.steps))
-            let c1 = 1 - pow(options.beta1, k), c2 = 1 - pow(options.beta2, k)
-            for i in 0..<d {
-                let gi = Double(gw[i])
-                mw[i] = options.beta1 * mw[i] + (1 - options.beta1) * gi
-                vw[i] = options.beta2 * vw[i] + (1 - options.beta2) * gi * gi
-                w[i] -= rate * (mw[i] / c1) / ((vw[i] / c2).squareRoot() + options.epsilon)
-            }
-            mb = options.beta1 * mb + (1 - options.beta1) * gb
-            vb = options.beta2 * vb + (1 - options.beta2) * gb * gb
-            b -= rate * (mb / c1) / ((vb / c2).squareRoot() + options.epsilon)
+            var parameters = w + [b]
+            try optimiser.update(&parameters, gradient: gw.map(Double.init) + [gb])
+            w = Array(parameters[0..<d])
+            b = parameters[d]
         }
         guard let best, best.lambdaMean > 0 else {
             throw TillerError.invalidArgument(op: "psr fit", detail: "layer \(data.layer): every coefficient is zero at the start")
