@@ -34,15 +34,15 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
 }
 
 /// A small f32 tensor of ones (contents never matter here: every call must fail validation).
-private func ones(_ b: any Backend, _ shape: [Int], _ dtype: DType = .f32) throws -> Tensor {
+func ones(_ b: any Backend, _ shape: [Int], _ dtype: DType = .f32) throws -> Tensor {
     try b.tensor([Float](repeating: 1, count: shape.reduce(1, *)), shape: shape, dtype: dtype)
 }
 
-private func ids(_ b: any Backend, _ values: [Int32]) throws -> Tensor {
+func ids(_ b: any Backend, _ values: [Int32]) throws -> Tensor {
     try b.tensor(ints: values, shape: [values.count])
 }
 
-private func heads(_ b: any Backend, count: Int, dim: Int, activations: [Int32]? = nil) throws -> PSRHeads {
+func heads(_ b: any Backend, count: Int, dim: Int, activations: [Int32]? = nil) throws -> PSRHeads {
     PSRHeads(w: try ones(b, [count, dim]), bias: try ones(b, [count]), z: try ones(b, [count, dim]),
              activation: try b.tensor(ints: activations ?? [Int32](repeating: 0, count: count), shape: [count]))
 }
@@ -256,10 +256,16 @@ let errorCases: [ErrorCase] = [
 /// Runs on the reference too: it is a backend callers may use, and it defines the error kinds.
 @Test(arguments: errorCases)
 func rejects(_ c: ErrorCase) {
+    expectRejection(c, on: [ReferenceBackend()] + backendsUnderTest())
+}
+
+/// Runs a case on each backend, the reference first: every one must throw the expected kind of
+/// error with the reference's message (and the validation layer stay quiet).
+func expectRejection(_ c: ErrorCase, on backends: [any Backend]) {
     // The shape, dtype and index rules live in TillerCore and are shared, so every backend must
     // say exactly what the reference says.
     var referenceMessage: String?
-    for backend in [ReferenceBackend()] + backendsUnderTest() {
+    for backend in backends {
         do {
             let (_, validation) = try exclusively(backend) {
                 try c.attempt(backend)
