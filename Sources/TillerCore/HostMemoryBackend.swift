@@ -34,9 +34,9 @@ public extension HostMemoryBackend {
     }
 
     /// The PSR heads' activation codes, each checked to be a `PSRActivation`.
-    func checkedActivations(_ heads: PSRHeads) throws -> UnsafeMutablePointer<Int32> {
-        let p = try hostPointer("psrHead", heads.activation).assumingMemoryBound(to: Int32.self)
-        try Check.activations(UnsafeBufferPointer(start: p, count: heads.activation.count))
+    func checkedActivations(_ heads: PSRHeads, op: String = "psrHead") throws -> UnsafeMutablePointer<Int32> {
+        let p = try hostPointer(op, heads.activation).assumingMemoryBound(to: Int32.self)
+        try Check.activations(UnsafeBufferPointer(start: p, count: heads.activation.count), op: op)
         return p
     }
 

@@ -39,9 +39,9 @@ public enum Check {
 }
 
 extension Check {
-    public static func activations(_ values: UnsafeBufferPointer<Int32>) throws {
+    public static func activations(_ values: UnsafeBufferPointer<Int32>, op: String = "psrHead") throws {
         for (i, v) in values.enumerated() where PSRActivation(rawValue: v) == nil {
-            throw TillerError.invalidArgument(op: "psrHead", detail: "activation[\(i)] = \(v) is not 0 (relu), 1 (identity) or 2 (constant)")
+            throw TillerError.invalidArgument(op: op, detail: "activation[\(i)] = \(v) is not 0 (relu), 1 (identity) or 2 (constant)")
         }
     }
 

@@ -75,7 +75,7 @@ extension VulkanBackend: GradientBackend {
         let (n, d, k) = try GradientShapes.psrHeadBackward(h, heads: heads, headIndex: headIndex, alpha: alpha,
                                                           gradLambda: gradLambda, gradient: gradient, gradients: gradients)
         if let kinds = knownIndices(heads.activation) {
-            try kinds.withUnsafeBufferPointer { try Check.activations($0) }
+            try kinds.withUnsafeBufferPointer { try Check.activations($0, op: op) }
         }
         try checkIndices(op, "headIndex", headIndex, -1..<Int32(k))
         try check32(op, h.count, heads.w.count)

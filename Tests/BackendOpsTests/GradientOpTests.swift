@@ -43,7 +43,10 @@ func attentionBackward(_ c: AttentionCase) {
 
 // MARK: - rmsNorm
 
-@Test(arguments: [RMSNormCase(shape: [1, 1], dtype: .f32, unitOffset: false, eps: 1e-6),
+// With d = 1 the output is w x / sqrt(x^2 + eps), whose gradient w eps / (x^2 + eps)^1.5 is
+// O(eps): at eps 1e-6 it drowns in f32 cancellation and in the differences' noise, so the
+// single-element case takes a large eps.
+@Test(arguments: [RMSNormCase(shape: [1, 1], dtype: .f32, unitOffset: false, eps: 1),
                   RMSNormCase(shape: [3, 17], dtype: .f32, unitOffset: false, eps: 1e-6),
                   RMSNormCase(shape: [5, 33], dtype: .bf16, unitOffset: true, eps: 1e-6),
                   RMSNormCase(shape: [2, 3, 65], dtype: .f16, unitOffset: false, eps: 1e-5),

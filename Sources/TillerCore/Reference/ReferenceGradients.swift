@@ -115,7 +115,7 @@ extension ReferenceBackend: GradientBackend {
         let op = "psrHeadBackward"
         let (n, d, kCount) = try GradientShapes.psrHeadBackward(h, heads: heads, headIndex: headIndex, alpha: alpha,
                                                                gradLambda: gradLambda, gradient: gradient, gradients: gradients)
-        _ = try GradientShapes.renamed(op) { try checkedActivations(heads) }
+        _ = try checkedActivations(heads, op: op)
         _ = try checkedIndices(op, "headIndex", headIndex, -1..<Int32(kCount))
         let hs = try read(op, h), ws = try read(op, heads.w), zs = try read(op, heads.z), bs = try read(op, heads.bias)
         let kinds = try readInts(op, heads.activation), index = try readInts(op, headIndex), alphas = try read(op, alpha)
