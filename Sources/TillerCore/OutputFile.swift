@@ -233,6 +233,7 @@ enum TemporaryFiles {
     static let lock = NSLock()
     static let installed: Bool = {
         _ = slots
+        _ = Interruption.flags
         var unblock = sigset_t()
         sigemptyset(&unblock)
         for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
@@ -269,7 +270,33 @@ enum TemporaryFiles {
     }
 }
 
+/// A long job (training) that can stop cleanly asks for SIGINT and SIGTERM to be deferred: the
+/// first one only sets `requested`, which the job polls at a safe point (after a batch, to write a
+/// checkpoint and exit); a second one interrupts as usual.
+public enum Interruption {
+    static let flags: UnsafeMutablePointer<sig_atomic_t> = {
+        let flags = UnsafeMutablePointer<sig_atomic_t>.allocate(capacity: 2)
+        flags.initialize(repeating: 0, count: 2)
+        return flags
+    }()
+
+    /// From now on the first SIGINT or SIGTERM is a request, not an interruption.
+    public static func deferSignals() {
+        _ = flags
+        _ = TemporaryFiles.installed
+        flags[0] = 1
+    }
+
+    /// Whether a deferred SIGINT or SIGTERM has arrived.
+    public static var requested: Bool { flags[1] != 0 }
+}
+
 private func removeTemporariesAndReraise(_ signalNumber: Int32) {
+    let flags = Interruption.flags
+    if flags[0] != 0, flags[1] == 0, signalNumber == SIGINT || signalNumber == SIGTERM {
+        flags[1] = 1
+        return
+    }
     let slots = TemporaryFiles.slots
     for i in 0..<TemporaryFiles.capacity {
         if let path = slots[i] { unlink(path) }

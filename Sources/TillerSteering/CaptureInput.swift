@@ -30,13 +30,20 @@ public struct CaptureTripletLine: Sendable, Equatable {
     /// The triplet's "alpha" (default 1): multiplies a steering file's alpha when the objectives
     /// steer xy' (a soft label, such as a judge's score). Capture ignores it.
     public var alpha: Float
+    /// Judge scores in [0, 1] a training run filters on ("coherence"; "attribute" for positives):
+    /// nil when the line has none.
+    public var coherence: Double?
+    public var attribute: Double?
 
-    public init(number: Int, steered: CapturePrompt, unsteered: CapturePrompt, completion: CaptureCompletion?, alpha: Float = 1) {
+    public init(number: Int, steered: CapturePrompt, unsteered: CapturePrompt, completion: CaptureCompletion?, alpha: Float = 1,
+                coherence: Double? = nil, attribute: Double? = nil) {
         self.number = number
         self.steered = steered
         self.unsteered = unsteered
         self.completion = completion
         self.alpha = alpha
+        self.coherence = coherence
+        self.attribute = attribute
     }
 }
 
@@ -53,7 +60,7 @@ public enum CaptureInput {
     static let expecting = "\"steered\" and \"unsteered\" (or a lab corpus line)"
     /// The keys of a triplet line, and those of a lab corpus line (`LabExample.jsonLine`); any
     /// other key is an error (a typo would drop what it asked for).
-    public static let tripletKeys = ["steered", "unsteered", "completion", "alpha"]
+    public static let tripletKeys = ["steered", "unsteered", "completion", "alpha", "coherence", "attribute"]
     public static let labCorpusKeys = ["id", "kind", "placement", "topic", "question_template", "concept", "trait",
                                        "format", "steering_prompt", "messages", "unsteered_messages"]
 
@@ -107,8 +114,18 @@ public enum CaptureInput {
                 throw Problem(error.description)
             }
         }
+        func score(_ key: String) throws -> Double? {
+            guard let value = fields[key] else { return nil }
+            guard let n = value as? NSNumber, String(cString: n.objCType) != "c" else { throw Problem("\"\(key)\" must be a number in [0, 1]") }
+            do {
+                return try NumericRange.check("\"\(key)\"", n.doubleValue, in: 0...1)
+            } catch let error as TillerError {
+                throw Problem(error.description)
+            }
+        }
         return CaptureTripletLine(number: number, steered: try prompt(steered, key: "\"steered\""),
-                                  unsteered: try prompt(unsteered, key: "\"unsteered\""), completion: completion, alpha: alpha)
+                                  unsteered: try prompt(unsteered, key: "\"unsteered\""), completion: completion, alpha: alpha,
+                                  coherence: try score("coherence"), attribute: try score("attribute"))
     }
 
     /// A `tiller lab corpus` line.

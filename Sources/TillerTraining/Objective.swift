@@ -2,7 +2,7 @@ import TillerCore
 import TillerSteering
 
 /// What a steering file's heads are trained to do (docs/training.md).
-public enum Objective: String, Sendable, CaseIterable {
+public enum Objective: String, Codable, Sendable, CaseIterable {
     /// Prompt steering imitation: the steered stream of xy' should equal the prompted stream of
     /// x'y' at every compared position, from the lowest steered layer to the last.
     case mse

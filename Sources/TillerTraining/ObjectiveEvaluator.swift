@@ -8,11 +8,15 @@ import TillerSteering
 /// of y', triplets) are those of the whole set, so batching changes nothing but memory.
 public final class ObjectiveEvaluator {
     public let model: TransformerModel
-    public let intervention: Intervention
+    /// The heads evaluated; a trainer sets new parameters between evaluations.
+    public var intervention: Intervention
     public let objective: Objective
     /// C, the weight of the dead-ReLU regularizer.
     public let regularizerWeight: Float
     public let batchSize: Int
+    /// Multiplies the objective's gradient (not the regularizer's): a trainer normalising the MSE
+    /// by its starting value sets it. `ObjectiveResult.objective` stays unscaled.
+    public var objectiveScale: Double = 1
 
     public init(model: TransformerModel, intervention: Intervention, objective: Objective, regularizerWeight: Float = 0,
                 batchSize: Int = 8) throws {
@@ -118,7 +122,7 @@ public final class ObjectiveEvaluator {
                     squared[layer] = try be.empty([rows.count])
                 }
                 mse = .init(rows: try be.tensor(ints: rows, shape: [rows.count]), negatedTargets: negated,
-                            gradientScale: 2 / Float(positions), squaredDistances: squared, differences: try be.empty([rows.count, d]))
+                            gradientScale: Float(2 * objectiveScale / Double(positions)), squaredDistances: squared, differences: try be.empty([rows.count, d]))
             }
         }
 
@@ -153,7 +157,7 @@ public final class ObjectiveEvaluator {
                 }
             }
             if !rows.isEmpty {
-                let scale = 1 / Float(positions)
+                let scale = Float(objectiveScale / Double(positions))
                 let losses = try model.logitLoss(saved, rows: rows, targets: targets, scales: [Float](repeating: scale, count: rows.count),
                                                  gradient: gradient)
                 objectiveValue = losses.reduce(0.0) { $0 + Double($1) } / Double(positions)
