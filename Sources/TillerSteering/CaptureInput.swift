@@ -60,9 +60,9 @@ public enum CaptureInput {
     static let expecting = "\"steered\" and \"unsteered\" (or a lab corpus line)"
     /// The keys of a triplet line, and those of a lab corpus line (`LabExample.jsonLine`); any
     /// other key is an error (a typo would drop what it asked for).
-    public static let tripletKeys = ["steered", "unsteered", "completion", "alpha", "coherence", "attribute"]
+    public static let tripletKeys = ["steered", "unsteered", "completion"] + labelKeys
     public static let labCorpusKeys = ["id", "kind", "placement", "topic", "question_template", "concept", "trait",
-                                       "format", "steering_prompt", "messages", "unsteered_messages"]
+                                       "format", "steering_prompt", "messages", "unsteered_messages"] + labelKeys
 
     public static func read(_ path: String, maxLineBytes: Int = JSONLinesReader.defaultMaxLineBytes) throws -> [CaptureTripletLine] {
         try parse(objects: try TextFiles.jsonObjectLines(path: path, expecting: expecting, maxLineBytes: maxLineBytes), path: path)
@@ -105,27 +105,10 @@ public enum CaptureInput {
                 throw Problem("\"completion\" must be a string or a list of token ids")
             }
         }
-        var alpha: Float = 1
-        if let value = fields["alpha"] {
-            guard let n = value as? NSNumber, String(cString: n.objCType) != "c" else { throw Problem("\"alpha\" must be a number") }
-            do {
-                alpha = try NumericRange.check("\"alpha\"", Float(n.doubleValue), in: NumericRange.steeringAlpha)
-            } catch let error as TillerError {
-                throw Problem(error.description)
-            }
-        }
-        func score(_ key: String) throws -> Double? {
-            guard let value = fields[key] else { return nil }
-            guard let n = value as? NSNumber, String(cString: n.objCType) != "c" else { throw Problem("\"\(key)\" must be a number in [0, 1]") }
-            do {
-                return try NumericRange.check("\"\(key)\"", n.doubleValue, in: 0...1)
-            } catch let error as TillerError {
-                throw Problem(error.description)
-            }
-        }
-        return CaptureTripletLine(number: number, steered: try prompt(steered, key: "\"steered\""),
-                                  unsteered: try prompt(unsteered, key: "\"unsteered\""), completion: completion, alpha: alpha,
-                                  coherence: try score("coherence"), attribute: try score("attribute"))
+        var line = CaptureTripletLine(number: number, steered: try prompt(steered, key: "\"steered\""),
+                                      unsteered: try prompt(unsteered, key: "\"unsteered\""), completion: completion)
+        try readLabels(fields, into: &line)
+        return line
     }
 
     /// A `tiller lab corpus` line.
@@ -140,8 +123,30 @@ public enum CaptureInput {
         guard unsteered.last?.role == "assistant", unsteered.count > 1 else {
             throw Problem("\"unsteered_messages\" must end with the assistant's answer after the prompt")
         }
-        return CaptureTripletLine(number: number, steered: .messages(Array(steered.dropLast())),
-                                  unsteered: .messages(Array(unsteered.dropLast())), completion: .text(answer.content))
+        var line = CaptureTripletLine(number: number, steered: .messages(Array(steered.dropLast())),
+                                      unsteered: .messages(Array(unsteered.dropLast())), completion: .text(answer.content))
+        try readLabels(fields, into: &line)
+        return line
+    }
+
+    /// The keys training reads on either kind of line: "alpha" (a soft label multiplying the
+    /// steering file's alpha) and the judge scores "coherence" and "attribute" in [0, 1].
+    static let labelKeys = ["alpha", "coherence", "attribute"]
+
+    static func readLabels(_ fields: [String: Any], into line: inout CaptureTripletLine) throws {
+        func number(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
+            guard let value = fields[key] else { return nil }
+            guard let n = value as? NSNumber, String(cString: n.objCType) != "c" else { throw Problem("\"\(key)\" must be a number") }
+            do {
+                return try NumericRange.check("\"\(key)\"", n.doubleValue, in: range)
+            } catch let error as TillerError {
+                throw Problem(error.description)
+            }
+        }
+        let alphaRange = Double(NumericRange.steeringAlpha.lowerBound)...Double(NumericRange.steeringAlpha.upperBound)
+        line.alpha = Float(try number("alpha", in: alphaRange) ?? 1)
+        line.coherence = try number("coherence", in: 0...1)
+        line.attribute = try number("attribute", in: 0...1)
     }
 
     static func prompt(_ value: Any, key: String) throws -> CapturePrompt {

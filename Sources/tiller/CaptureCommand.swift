@@ -57,19 +57,19 @@ struct Capture: ParsableCommand {
     }
 
     /// "all" or "1,2,5" for a model of `count` layers (one-line errors naming --layers).
-    static func parseLayers(_ text: String, count: Int) throws -> [Int] {
+    static func parseLayers(_ text: String, count: Int, command: String = "capture") throws -> [Int] {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if trimmed == "all" { return Array(0..<count) }
         var layers: [Int] = []
         for part in trimmed.split(separator: ",", omittingEmptySubsequences: false) {
             let item = part.trimmingCharacters(in: .whitespaces)
             guard let layer = Int(item) else {
-                throw TillerError.invalidArgument(op: "capture", detail: "--layers: \"\(item)\" is not a layer index (give e.g. 1,2 or all)")
+                throw TillerError.invalidArgument(op: command, detail: "--layers: \"\(item)\" is not a layer index (give e.g. 1,2 or all)")
             }
             guard layer >= 0, layer < count else {
-                throw TillerError.invalidArgument(op: "capture", detail: "--layers: layer \(layer) does not exist, the model has \(count) layers (0-\(count - 1))")
+                throw TillerError.invalidArgument(op: command, detail: "--layers: layer \(layer) does not exist, the model has \(count) layers (0-\(count - 1))")
             }
-            guard !layers.contains(layer) else { throw TillerError.invalidArgument(op: "capture", detail: "--layers: layer \(layer) is given twice") }
+            guard !layers.contains(layer) else { throw TillerError.invalidArgument(op: command, detail: "--layers: layer \(layer) is given twice") }
             layers.append(layer)
         }
         return layers.sorted()

@@ -119,7 +119,7 @@ struct Train: ParsableCommand {
         let tokenizer = try ModelDirectory.tokenizer(model)
         let backend = try backendOptions.make()
         let transformer = try TransformerModel.load(directory: model, backend: backend)
-        let chosen = try Capture.parseLayers(layers, count: transformer.layerCount)
+        let chosen = try Capture.parseLayers(layers, count: transformer.layerCount, command: "train")
         let toSample = kept.filter { $0.completion == nil }.count
         var generator: Generator?
         if toSample > 0 {

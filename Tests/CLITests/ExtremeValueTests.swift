@@ -39,6 +39,11 @@ import Testing
         "loss --steer": .text, "loss --triplets": .text, "loss --objective": .text, "loss --location": .text,
         "loss --regularizer": .float, "loss --gradients": .text, "loss --batch-size": .int,
         "loss --sample-max-new-tokens": .int, "loss --sample-temperature": .float, "loss --seed": .int,
+        "train --method": .text, "train --objective": .text, "train --layers": .intList, "train --triplets": .text,
+        "train --location": .text, "train --epochs": .int, "train --batch-size": .int, "train --learning-rate": .float,
+        "train --weight-decay": .float, "train --regularizer": .float, "train --normalize-mse": .text, "train --dev-share": .float,
+        "train --score-threshold": .float, "train --seed": .int, "train --resume": .text, "train --sample-max-new-tokens": .int,
+        "train --sample-temperature": .float, "train --progress": .text,
     ]
 
     static let extremes = ["0", "-1", "9223372036854775807", "nan", "1e308"]
@@ -120,6 +125,9 @@ import Testing
             case ["capture"]:
                 return ["--model=\(m)", "--triplets=\(triplets)", "--layers=0", "--out=\(out)", "--sample-max-new-tokens=2"]
             case ["analyze"]: return ["--capture=\(capture)", "--model=\(m)", "--out=\(out)"]
+            case ["train"]:
+                return ["--objective=ll", "--layers=1", "--model=\(m)", "--triplets=\(triplets)", "--out=\(out)", "--epochs=1",
+                        "--dev-share=0"]
             case ["loss"]:
                 return ["--model=\(m)", "--steer=\(steering)", "--triplets=\(triplets)", "--objective=mse", "--gradients=\(out)"]
             case ["fit"]: return ["--method=diffmean", "--capture=\(capture)", "--layer=0", "--model=\(m)", "--out=\(out)", "--steps=1"]
