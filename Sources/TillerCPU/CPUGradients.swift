@@ -43,8 +43,11 @@ extension CPUBackend: GradientBackend {
         Parallel.chunks(x.count, grain: Self.elementGrain) { r in
             let o = r.lowerBound
             Self.zipVectors(xp + o, gp + o, dxp + o, r.count) { x, g in
-                let th = vtanh(x * inverseCap)
-                return g * (1 - th * th)
+                // 1 - tanh(y)^2 as 4 e / (1 + e)^2, e = exp(-2|y|): no cancellation where the cap saturates.
+                let y = x * inverseCap
+                let e = vexp(-2 * y.replacing(with: -y, where: y .< 0))
+                let s = 1 / (1 + e)
+                return g * (4 * e * s * s)
             }
         }
     }
@@ -112,22 +115,27 @@ typealias DoubleVec = SIMD8<Double>
     while i < d { dx[i] = Float(inverse * (Double(g[i]) * Double(w[i]) - Double(x[i]) * along)); i += 1 }
 }
 
+// Both activations are x * sigmoid(.), with 1 - sigmoid(y) computed as e * sigmoid(y), e = exp(-y):
+// no 1 + tanh or 1 - sigmoid cancels in either tail, so tiny results keep their digits.
+
 /// SiLU and its slope: x s and s (1 + x (1 - s)), s = sigmoid(x).
 @inline(__always) func siluAndSlope(_ x: Vec) -> (value: Vec, slope: Vec) {
-    let sigmoid = 1 / (1 + vexp(-x))
-    return (x * sigmoid, sigmoid * (1 + x * (1 - sigmoid)))
+    let e = vexp(-x)
+    let sigmoid = 1 / (1 + e)
+    return (x * sigmoid, sigmoid * (1 + x * e * sigmoid))
 }
 
-/// tanh-approximated GELU and its slope.
+/// tanh-approximated GELU, 0.5 x (1 + tanh(u)) = x sigmoid(2u), and its slope
+/// s + 2 x s (1 - s) u', s = sigmoid(2u), u = sqrt(2 / pi) (x + 0.044715 x^3).
 @inline(__always) func geluTanhAndSlope(_ x: Vec) -> (value: Vec, slope: Vec) {
     let c: Float = 0.797_884_560_8 // sqrt(2 / pi)
     let x2: Vec = x * x
-    let inner: Vec = c * (x + 0.044715 * x2 * x)
-    let th = vtanh(inner)
-    let half: Vec = 0.5 * (1 + th)
-    let innerSlope: Vec = c * (1 + 0.134145 * x2) // d inner / dx
-    let tanhSlope: Vec = 1 - th * th
-    return (x * half, half + 0.5 * x * tanhSlope * innerSlope)
+    let u: Vec = c * (x + 0.044715 * x2 * x)
+    let e = vexp(-2 * u)
+    let sigmoid: Vec = 1 / (1 + e)
+    let innerSlope: Vec = c * (1 + 0.134145 * x2) // du / dx
+    let complement: Vec = e * sigmoid               // 1 - sigmoid
+    return (x * sigmoid, sigmoid + 2 * x * sigmoid * complement * innerSlope)
 }
 
 /// gradGate = gradOut * up * act'(gate), gradUp = gradOut * act(gate) over n values.
