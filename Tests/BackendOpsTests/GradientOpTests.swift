@@ -45,7 +45,10 @@ func attentionBackward(_ c: AttentionCase) {
 
 // MARK: - rmsNorm
 
-@Test(arguments: [RMSNormCase(shape: [1, 1], dtype: .f32, unitOffset: false, eps: 1e-6),
+// With d = 1 the norm is w * x / sqrt(x^2 + eps): a step of height w smoothed over sqrt(eps), so
+// only a large eps leaves a slope that differences can measure (at eps 1e-6 it is ~1e-7, below
+// the noise of f32 outputs, and the finite-difference check failed for most seeds).
+@Test(arguments: [RMSNormCase(shape: [1, 1], dtype: .f32, unitOffset: false, eps: 1),
                   RMSNormCase(shape: [3, 17], dtype: .f32, unitOffset: false, eps: 1e-6),
                   RMSNormCase(shape: [5, 33], dtype: .bf16, unitOffset: true, eps: 1e-6),
                   RMSNormCase(shape: [2, 3, 65], dtype: .f16, unitOffset: false, eps: 1e-5),
