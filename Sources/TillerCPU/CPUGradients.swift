@@ -6,7 +6,7 @@ import TillerCore
 
 /// The CPU backend's backward ops: attention in CPUAttentionBackward.swift, the PSR head in
 /// CPUPSRHeadBackward.swift, cross-entropy in CPUCrossEntropy.swift, the elementwise ones here
-/// (SIMD Swift over `Parallel.chunks`, as the forward's).
+/// over `Parallel.chunks`, as the forward's: SIMD Swift, the gated activations in C.
 extension CPUBackend: GradientBackend {
     public func rmsNormBackward(_ x: Tensor, weight: Tensor, eps: Float, unitOffset: Bool, gradOut: Tensor, gradX: Tensor) throws {
         let op = "rmsNormBackward"
