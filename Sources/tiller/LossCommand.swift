@@ -44,11 +44,7 @@ struct Loss: ParsableCommand {
     @Option(help: "Triplets run together (a padded batch; the result does not depend on it).")
     var batchSize: Int = 8
 
-    @Option(help: "Most tokens of a sampled y'.")
-    var sampleMaxNewTokens: Int = 64
-
-    @Option(help: "Temperature for sampling y' (0: greedy).")
-    var sampleTemperature: Float = 0
+    @OptionGroup var sampling: CompletionSampling
 
     @Option(help: "Seed of the sampler for y'.")
     var seed: UInt64 = 0
@@ -63,8 +59,6 @@ struct Loss: ParsableCommand {
         }
         try NumericOptions.check("--regularizer", regularizer, 0...1e6)
         try NumericOptions.check("--batch-size", batchSize, NumericOptions.batchSize)
-        try NumericOptions.check("--sample-max-new-tokens", sampleMaxNewTokens, NumericOptions.tokenCount)
-        try NumericOptions.checkTemperature("--sample-temperature", sampleTemperature)
     }
 
     func run() throws {
@@ -81,26 +75,12 @@ struct Loss: ParsableCommand {
         let tokenizer = try ModelDirectory.tokenizer(model)
         let backend = try backendOptions.make()
         let transformer = try TransformerModel.load(directory: model, backend: backend)
-        let toSample = lines.filter { $0.completion == nil }.count
-        var generator: Generator?
-        if toSample > 0 {
-            printError("tiller: sampling y' for \(toSample) triplet\(toSample == 1 ? "" : "s") (\(sampleTemperature == 0 ? "greedy" : "temperature \(sampleTemperature)"), at most \(sampleMaxNewTokens) tokens)")
-            generator = try Generator(model: transformer, tokenizer: tokenizer, batchSize: batchSize)
-        }
-        let prepared = try CapturePreparer(tokenizer: tokenizer, templateDirectory: model)
-            .prepare(lines, path: triplets, generator: generator,
-                     options: GenerationOptions(maxNewTokens: sampleMaxNewTokens, temperature: sampleTemperature, seed: seed))
-        let context = transformer.config.maxPositionEmbeddings ?? Int.max
-        for (line, triplet) in zip(lines, prepared) {
-            let longest = max(triplet.steeredSequence.count, triplet.unsteeredSequence.count)
-            guard longest <= context else {
-                throw TillerError.io(path: "\(triplets):\(line.number)", detail: "\(longest) tokens do not fit the model's context of \(context) (max_position_embeddings)")
-            }
-        }
+        let triplets = try TrainingTriplets.prepare(lines, path: self.triplets, modelDirectory: model, model: transformer,
+                                                    tokenizer: tokenizer, sampling: sampling, seed: seed, batchSize: batchSize)
         let evaluator = try ObjectiveEvaluator(model: transformer, intervention: intervention, objective: Objective(rawValue: objective)!,
                                                regularizerWeight: regularizer, batchSize: batchSize)
         let started = DispatchTime.now().uptimeNanoseconds
-        let result = try evaluator.evaluate(zip(lines, prepared).map { TrainingTriplet(ids: $1, alpha: $0.alpha) })
+        let result = try evaluator.evaluate(triplets)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
 
         if let gradients {

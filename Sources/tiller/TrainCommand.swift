@@ -69,11 +69,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue the run OUT.checkpoint.json holds.")
     var resume = false
 
-    @Option(help: "Most tokens of a sampled y'.")
-    var sampleMaxNewTokens: Int = 64
-
-    @Option(help: "Temperature for sampling y' (0: greedy).")
-    var sampleTemperature: Float = 0
+    @OptionGroup var sampling: CompletionSampling
 
     @Flag(help: "Show the progress bar even when stderr is not a terminal.")
     var progress = false
@@ -94,8 +90,6 @@ struct Train: ParsableCommand {
         try NumericOptions.check("--regularizer", regularizer, 0...1e6)
         try NumericOptions.check("--dev-share", devShare, 0...0.9)
         try NumericOptions.check("--score-threshold", scoreThreshold, 0...1)
-        try NumericOptions.check("--sample-max-new-tokens", sampleMaxNewTokens, NumericOptions.tokenCount)
-        try NumericOptions.checkTemperature("--sample-temperature", sampleTemperature)
     }
 
     var checkpointPath: String { out + ".checkpoint.json" }
@@ -120,24 +114,8 @@ struct Train: ParsableCommand {
         let backend = try backendOptions.make()
         let transformer = try TransformerModel.load(directory: model, backend: backend)
         let chosen = try Capture.parseLayers(layers, count: transformer.layerCount, command: "train")
-        let toSample = kept.filter { $0.completion == nil }.count
-        var generator: Generator?
-        if toSample > 0 {
-            printError("tiller: sampling y' for \(toSample) triplet\(toSample == 1 ? "" : "s")")
-            generator = try Generator(model: transformer, tokenizer: tokenizer, batchSize: batchSize)
-        }
-        let prepared = try CapturePreparer(tokenizer: tokenizer, templateDirectory: model)
-            .prepare(kept, path: triplets, generator: generator,
-                     options: GenerationOptions(maxNewTokens: sampleMaxNewTokens, temperature: sampleTemperature, seed: seed))
-        let context = transformer.config.maxPositionEmbeddings ?? Int.max
-        var all: [TrainingTriplet] = []
-        for (line, triplet) in zip(kept, prepared) {
-            let longest = max(triplet.steeredSequence.count, triplet.unsteeredSequence.count)
-            guard longest <= context else {
-                throw TillerError.io(path: "\(triplets):\(line.number)", detail: "\(longest) tokens do not fit the model's context of \(context) (max_position_embeddings)")
-            }
-            all.append(TrainingTriplet(ids: triplet, alpha: line.alpha))
-        }
+        let all = try TrainingTriplets.prepare(kept, path: triplets, modelDirectory: model, model: transformer, tokenizer: tokenizer,
+                                               sampling: sampling, seed: seed, batchSize: batchSize)
         let (train, dev) = Self.split(all, share: devShare, seed: seed)
 
         let recipe = TrainingRecipe(method: TrainingMethod(rawValue: method)!, objective: Objective(rawValue: objective)!, layers: chosen,
