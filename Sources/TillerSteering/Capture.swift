@@ -86,33 +86,40 @@ public final class ActivationCapture {
         return rows
     }
 
-    /// Padded rows (sequences times the longest) one pass may hold.
-    public static let defaultBatchRows = 4096
+    /// Padded rows (sequences times the longest) one pass may hold: enough for sgemm to run
+    /// near its peak (it does from a few hundred rows), small enough that triplets of similar
+    /// lengths fill a pass with little padding.
+    public static let defaultBatchRows = 1024
     /// Bytes of captured rows (h and delta over every captured layer) one pass may hold, on the
     /// backend and again on the host: a 7B model's 32 layers take 1 MiB a row.
     public static let defaultBatchBytes = 256 << 20
 
-    /// Consecutive runs of triplets captured in one pass each: as many as fit in `maxRows` padded
-    /// rows and `maxBytes` of captured rows, at least one. Order is kept (the file is written in
-    /// triplet order).
+    /// The triplets captured in one pass each (indices, each triplet once): sorted by length, so
+    /// a pass pads its sequences little, and cut as many as fit in `maxRows` padded rows and
+    /// `maxBytes` of captured rows, at least one. Triplets that share no rows come first and
+    /// cost nothing (they take no part in a pass).
     public func batches(_ triplets: [CaptureTriplet], maxRows: Int = ActivationCapture.defaultBatchRows,
-                        maxBytes: Int = ActivationCapture.defaultBatchBytes) -> [Range<Int>] {
+                        maxBytes: Int = ActivationCapture.defaultBatchBytes) -> [[Int]] {
         let rowBytes = 2 * layers.count * model.hiddenSize * MemoryLayout<Float>.size
-        var result: [Range<Int>] = []
-        var start = 0, longest = 0, pairs = 0, captured = 0
-        for (i, triplet) in triplets.enumerated() {
-            let m = triplet.sharedLength
-            let length = m == 0 ? 0 : max(triplet.steeredSequence.count, triplet.unsteeredSequence.count)
-            let next = (longest: max(longest, length), pairs: pairs + (m == 0 ? 0 : 1), captured: captured + m)
-            if i > start && (2 * next.pairs * next.longest > maxRows || next.captured * rowBytes > maxBytes) {
-                result.append(start..<i)
-                start = i
-                (longest, pairs, captured) = (length, m == 0 ? 0 : 1, m)
-            } else {
-                (longest, pairs, captured) = next
-            }
+        func length(_ t: CaptureTriplet) -> Int {
+            t.sharedLength == 0 ? 0 : max(t.steeredSequence.count, t.unsteeredSequence.count)
         }
-        if start < triplets.count { result.append(start..<triplets.count) }
+        let lengths = triplets.map(length)
+        let order = triplets.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
+        var result: [[Int]] = [], current: [Int] = []
+        var pairs = 0, captured = 0
+        for i in order {
+            let m = triplets[i].sharedLength, live = m == 0 ? 0 : 1
+            // Sorted: this triplet is the batch's longest.
+            if !current.isEmpty && (2 * (pairs + live) * lengths[i] > maxRows || (captured + m) * rowBytes > maxBytes) {
+                result.append(current)
+                (current, pairs, captured) = ([], 0, 0)
+            }
+            current.append(i)
+            pairs += live
+            captured += m
+        }
+        if !current.isEmpty { result.append(current) }
         return result
     }
 
@@ -124,7 +131,8 @@ public final class ActivationCapture {
     }
 
     /// Captures every triplet into `path`, a batch of triplets (`batches`) in memory at a time,
-    /// calling `progress` with (triplets done, rows written) after each triplet. The layout is
+    /// each triplet's rows written at their place in triplet order, calling `progress` with
+    /// (triplets done, rows written) after each triplet. The layout is
     /// announced through `starting` before the first forward pass. A triplet whose captured rows
     /// hold NaN or Inf is an error at `label(i)` (default "triplet i"; the command gives
     /// "file:line") and nothing is written: a capture that fits NaN is worse than none.
@@ -142,21 +150,30 @@ public final class ActivationCapture {
         let layout = try self.layout(triplets, model: fingerprint, source: source)
         starting?(layout)
         let writer = try CaptureWriter(path: path, layout: layout)
+        // Triplet i's rows start at row firstRow[i] of the file (triplet order), wherever its pass runs.
+        var firstRow = [Int](), total = 0
+        for triplet in triplets {
+            firstRow.append(total)
+            total += triplet.sharedLength
+        }
+        let d = model.hiddenSize
+        var done = 0
         do {
-            for range in batches(triplets, maxRows: maxBatchRows) {
-                let batch = Array(triplets[range])
-                let rows = try capture(batch: batch)
-                let counts = batch.map(\.sharedLength)
+            for indices in batches(triplets, maxRows: maxBatchRows) {
+                let rows = try capture(batch: indices.map { triplets[$0] })
+                let counts = indices.map { triplets[$0].sharedLength }
                 if let (i, layer) = firstNonFinite(rows, rowCounts: counts) {
-                    throw TillerError.io(path: label(range.lowerBound + i), detail: "the activations at layer \(layer) hold NaN or Inf (the steered or unsteered prompt drives the model out of Float range); nothing written")
+                    throw TillerError.io(path: label(indices[i]), detail: "the activations at layer \(layer) hold NaN or Inf (the steered or unsteered prompt drives the model out of Float range); nothing written")
                 }
-                let example = zip(range, counts).flatMap { [Int32](repeating: Int32($0), count: $1) }
-                try writer.append(tokens: rows.tokens, example: example, position: rows.positions, role: rows.roles,
-                                  h: rows.h, delta: rows.delta)
-                var written = writer.rowsWritten - rows.tokens.count
-                for (i, m) in zip(range, counts) {
-                    written += m
-                    progress?(i + 1, written)
+                var r0 = 0
+                for (i, m) in zip(indices, counts) {
+                    let rowSpan = r0..<(r0 + m), span = (r0 * d)..<((r0 + m) * d)
+                    try writer.write(atRow: firstRow[i], tokens: Array(rows.tokens[rowSpan]), example: [Int32](repeating: Int32(i), count: m),
+                                     position: Array(rows.positions[rowSpan]), role: Array(rows.roles[rowSpan]),
+                                     h: rows.h.map { Array($0[span]) }, delta: rows.delta.map { Array($0[span]) })
+                    r0 += m
+                    done += 1
+                    progress?(done, writer.rowsWritten)
                 }
             }
             try writer.finish()
