@@ -53,8 +53,9 @@ public final class ActivationCapture {
 
     /// Teacher-forces every triplet's x'y' and xy' in one padded pass (no KV cache, no logits,
     /// no block above the highest captured layer) and returns their shared rows in triplet order,
-    /// one triplet after another, as one `Rows`. Each row's values are those of its triplet
-    /// captured alone: every op is per row or per sequence, so batching changes the speed only.
+    /// one triplet after another (in the order given), as one `Rows`. Each row's values are those
+    /// of its triplet captured alone up to float rounding: every op is per row or per sequence,
+    /// but BLAS rounds a product's rows differently at different row counts.
     public func capture(batch triplets: [CaptureTriplet]) throws -> Rows {
         var rows = Rows(tokens: [], positions: [], roles: [], h: layers.map { _ in [] }, delta: layers.map { _ in [] })
         // Triplets that share no rows take no part in the pass.

@@ -164,7 +164,7 @@ public struct CaptureLayout: Sendable {
 }
 
 /// Writes a capture file as it is computed: the header (every offset known) first, then each
-/// triplet's rows into each tensor at their place, so only one triplet is ever held in memory. The
+/// triplet's rows into each tensor at their place, so only the rows of one pass are ever held in memory. The
 /// file is an `OutputFile`: written under a unique temporary name next to the target and renamed
 /// when every row is in, so an interrupted capture never leaves a file that looks whole and two
 /// captures to one path never mix.
