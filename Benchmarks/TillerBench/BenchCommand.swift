@@ -52,6 +52,8 @@ struct BenchCommand: ParsableCommand {
             resident memory. With --model and --steering, the steering suite: generation with a \
             SteeringHook (one PSR head on one layer, heads on every layer, a 32-sequence batch mixing \
             four kinds of steering) against the same generation unsteered, samples interleaved. \
+            With --model and --capture, the capture suite: tiller capture teacher-forcing 14 triplets \
+            (all layers, one layer) against plain prefill of the same sequences in the same batches. \
             Progress goes to stderr, the report to stdout.
             """,
         version: Tiller.version)
@@ -98,11 +100,16 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "With --model: the steering suite instead of the model suite: steered generation against unsteered (e.g. --model Sources/TillerLab/Resources/tiller-lab --steering --quick).")
     var steering = false
 
+    @Flag(help: "With --model: the capture suite instead of the model suite: tiller capture's teacher forcing of triplets (all layers, one layer) against plain prefill of the same sequences (e.g. --model /tmp/qwen-0.5b-random --capture).")
+    var capture = false
+
     func validate() throws {
         if transformers != nil && model == nil { throw ValidationError("--transformers needs --model") }
         if steering && model == nil {
             throw ValidationError("--steering needs --model DIR (e.g. Sources/TillerLab/Resources/tiller-lab, or /tmp/qwen-0.5b-random)")
         }
+        if capture && model == nil { throw ValidationError("--capture needs --model DIR (e.g. Sources/TillerLab/Resources/tiller-lab, or /tmp/qwen-0.5b-random)") }
+        if capture && (steering || training) { throw ValidationError("--capture, --steering and --training are separate suites: give one") }
         if steering && transformers != nil { throw ValidationError("--transformers is for the model suite, not --steering") }
         if training && model == nil { throw ValidationError("--training needs --model DIR (e.g. /tmp/qwen-0.5b-random)") }
         if !autograd.isEmpty && !training { throw ValidationError("--autograd is for the training suite (--training)") }
@@ -120,7 +127,7 @@ struct BenchCommand: ParsableCommand {
         // unsteered and a steered sample back to back) and lets a sample repeat a short
         // generation (the lab model's) until it lasts long enough to time; the warm-up run of
         // each side chooses how many, and no further warm-up samples are taken.
-        let plan = steering
+        let plan = steering || capture
             ? TimingPlan(repeats: repeats ?? (quick ? 3 : 7), warmup: 0, minSampleSeconds: quick ? 0.05 : 0.5)
             : model != nil
             ? TimingPlan(repeats: repeats ?? (quick ? 1 : 3), warmup: 1, minSampleSeconds: 0)
@@ -142,6 +149,8 @@ struct BenchCommand: ParsableCommand {
                 references[reference.workload] = reference
             }
             try TrainingBench.run(bench, modelPath: model, references: references)
+        } else if let model, capture {
+            try CaptureBench.run(bench, modelPath: model, profile: profile)
         } else if let model, steering {
             try SteeringBench.run(bench, modelPath: model, profile: profile)
         } else if let model {

@@ -3,7 +3,7 @@ import TillerCore
 import TillerModels
 
 /// Prompt steering captured as activation steering: for each triplet (x, x', y'), x'y' and xy' are
-/// teacher-forced in one forward pass (a batch of two), and at each chosen layer the residual
+/// teacher-forced in one forward pass (with other triplets' pairs, batched), and at each chosen layer the residual
 /// stream of the shared suffix is kept: h (on xy') and Delta_PS = residual(x'y') - residual(xy') at
 /// the aligned rows. The format of the file: `CaptureLayout`, docs/steering.md.
 public final class ActivationCapture {
@@ -23,7 +23,7 @@ public final class ActivationCapture {
         self.layers = layers.sorted()
     }
 
-    /// One triplet's captured rows, in the order of the rows of xy'.
+    /// Captured rows: one triplet's, in the order of the rows of xy', or a batch's, triplet after triplet.
     public struct Rows {
         public var tokens: [Int32]
         public var positions: [Int32]
@@ -46,40 +46,82 @@ public final class ActivationCapture {
         }
     }
 
-    private var cache: KVCache?
-
     /// Teacher-forces x'y' and xy' together and returns the shared rows' h and delta per layer.
     public func capture(_ triplet: CaptureTriplet) throws -> Rows {
-        let steered = triplet.steeredSequence, unsteered = triplet.unsteeredSequence
-        let positions = Array(triplet.rowPositions)
-        let m = positions.count
-        var rows = Rows(tokens: positions.map { unsteered[$0] }, positions: positions.map { Int32($0) },
-                        roles: positions.map { triplet.role(at: $0).rawValue },
-                        h: [], delta: [])
-        guard m > 0 else {
-            rows.h = layers.map { _ in [] }
-            rows.delta = rows.h
-            return rows
+        try capture(batch: [triplet])
+    }
+
+    /// Teacher-forces every triplet's x'y' and xy' in one padded pass (no KV cache, no logits,
+    /// no block above the highest captured layer) and returns their shared rows in triplet order,
+    /// one triplet after another (in the order given), as one `Rows`. Each row's values are those
+    /// of its triplet captured alone up to float rounding: every op is per row or per sequence,
+    /// but BLAS rounds a product's rows differently at different row counts.
+    public func capture(batch triplets: [CaptureTriplet]) throws -> Rows {
+        var rows = Rows(tokens: [], positions: [], roles: [], h: layers.map { _ in [] }, delta: layers.map { _ in [] })
+        // Triplets that share no rows take no part in the pass.
+        let live = triplets.filter { $0.sharedLength > 0 }
+        guard !live.isEmpty else { return rows }
+        var sequences: [[Int32]] = []
+        for triplet in live {
+            sequences.append(triplet.steeredSequence)
+            sequences.append(triplet.unsteeredSequence)
         }
-        let longest = max(steered.count, unsteered.count)
-        if cache == nil || cache!.capacity < longest {
-            cache = try model.makeCache(batchSize: 2, capacity: max(longest, cache?.capacity ?? 0, 64))
+        // Triplet j's steered sequence is 2j, its unsteered one 2j + 1. Gathered: every steered
+        // row, then every unsteered row.
+        var steeredRows: [(sequence: Int, row: Int)] = [], unsteeredRows: [(sequence: Int, row: Int)] = []
+        for (j, triplet) in live.enumerated() {
+            let unsteered = sequences[2 * j + 1]
+            let positions = triplet.rowPositions, offset = triplet.steeredOffset
+            rows.tokens += positions.map { unsteered[$0] }
+            rows.positions += positions.map { Int32($0) }
+            rows.roles += positions.map { triplet.role(at: $0).rawValue }
+            steeredRows += positions.map { (2 * j, $0 + offset) }
+            unsteeredRows += positions.map { (2 * j + 1, $0) }
         }
-        let cache = self.cache!
-        cache.reset(0)
-        cache.reset(1)
-        // Rows of the padded batch [2 * T]: steered sequence 0, unsteered sequence 1.
-        let t = longest
-        let offset = triplet.steeredOffset
-        var indices = positions.map { Int32($0 + offset) }          // steered rows
-        indices += positions.map { Int32(t + $0) }                   // unsteered rows
-        let hook = try CaptureHook(model: model, layers: layers, indices: indices, rows: m)
-        _ = try model.forward([steered, unsteered], cache: cache, logits: .last, hook: hook)
+        let hook = try CaptureHook(model: model, layers: layers, rows: steeredRows + unsteeredRows)
+        try model.residualPass(sequences, through: layers.last!, hook: hook)
         for k in layers.indices {
-            rows.h.append(try model.backend.floats(hook.unsteered[k]))
-            rows.delta.append(try model.backend.floats(hook.delta[k]))
+            rows.h[k] = try model.backend.floats(hook.unsteered[k])
+            rows.delta[k] = try model.backend.floats(hook.delta[k])
         }
         return rows
+    }
+
+    /// Padded rows (sequences times the longest) one pass may hold: enough for sgemm to run
+    /// near its peak (it does from a few hundred rows), small enough that triplets of similar
+    /// lengths fill a pass with little padding.
+    public static let defaultBatchRows = 1024
+    /// Bytes of captured rows (h and delta over every captured layer) one pass may hold, on the
+    /// backend and again on the host: a 7B model's 32 layers take 1 MiB a row.
+    public static let defaultBatchBytes = 256 << 20
+
+    /// The triplets captured in one pass each (indices, each triplet once): sorted by length, so
+    /// a pass pads its sequences little, and cut as many as fit in `maxRows` padded rows and
+    /// `maxBytes` of captured rows, at least one. Triplets that share no rows come first and
+    /// cost nothing (they take no part in a pass).
+    public func batches(_ triplets: [CaptureTriplet], maxRows: Int = ActivationCapture.defaultBatchRows,
+                        maxBytes: Int = ActivationCapture.defaultBatchBytes) -> [[Int]] {
+        let rowBytes = 2 * layers.count * model.hiddenSize * MemoryLayout<Float>.size
+        func length(_ t: CaptureTriplet) -> Int {
+            t.sharedLength == 0 ? 0 : max(t.steeredSequence.count, t.unsteeredSequence.count)
+        }
+        let lengths = triplets.map(length)
+        let order = triplets.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
+        var result: [[Int]] = [], current: [Int] = []
+        var pairs = 0, captured = 0
+        for i in order {
+            let m = triplets[i].sharedLength, live = m == 0 ? 0 : 1
+            // Sorted: this triplet is the batch's longest.
+            if !current.isEmpty && (2 * (pairs + live) * lengths[i] > maxRows || (captured + m) * rowBytes > maxBytes) {
+                result.append(current)
+                (current, pairs, captured) = ([], 0, 0)
+            }
+            current.append(i)
+            pairs += live
+            captured += m
+        }
+        if !current.isEmpty { result.append(current) }
+        return result
     }
 
     /// Sizes of a capture of `triplets` before it runs.
@@ -89,14 +131,16 @@ public final class ActivationCapture {
                                                    triplets: triplets.count, model: fingerprint, source: source))
     }
 
-    /// Captures every triplet into `path`, one triplet in memory at a time, calling `progress` with
-    /// (triplets done, rows written) after each. The layout is announced through `starting`
-    /// before the first forward pass. A triplet whose captured rows hold NaN or Inf is an error at
-    /// `label(i)` (default "triplet i"; the command gives "file:line") and nothing is written:
-    /// a capture that fits NaN is worse than none.
+    /// Captures every triplet into `path`, a batch of triplets (`batches`) in memory at a time,
+    /// each triplet's rows written at their place in triplet order, calling `progress` with
+    /// (triplets done, rows written) after each triplet. The layout is
+    /// announced through `starting` before the first forward pass. A triplet whose captured rows
+    /// hold NaN or Inf is an error at `label(i)` (default "triplet i"; the command gives
+    /// "file:line") and nothing is written: a capture that fits NaN is worse than none.
     @discardableResult
     public func run(_ triplets: [CaptureTriplet], to path: String, model fingerprint: ModelFingerprint, source: String,
                     label: (Int) -> String = { "triplet \($0)" },
+                    maxBatchRows: Int = ActivationCapture.defaultBatchRows,
                     starting: ((CaptureLayout) -> Void)? = nil,
                     progress: ((Int, Int) -> Void)? = nil) throws -> CaptureLayout {
         for (i, triplet) in triplets.enumerated() {
@@ -107,15 +151,31 @@ public final class ActivationCapture {
         let layout = try self.layout(triplets, model: fingerprint, source: source)
         starting?(layout)
         let writer = try CaptureWriter(path: path, layout: layout)
+        // Triplet i's rows start at row firstRow[i] of the file (triplet order), wherever its pass runs.
+        var firstRow = [Int](), total = 0
+        for triplet in triplets {
+            firstRow.append(total)
+            total += triplet.sharedLength
+        }
+        let d = model.hiddenSize
+        var done = 0
         do {
-            for (i, triplet) in triplets.enumerated() {
-                let rows = try capture(triplet)
-                for (k, layer) in layers.enumerated() where !(rows.h[k].allSatisfy(\.isFinite) && rows.delta[k].allSatisfy(\.isFinite)) {
-                    throw TillerError.io(path: label(i), detail: "the activations at layer \(layer) hold NaN or Inf (the steered or unsteered prompt drives the model out of Float range); nothing written")
+            for indices in batches(triplets, maxRows: maxBatchRows) {
+                let rows = try capture(batch: indices.map { triplets[$0] })
+                let counts = indices.map { triplets[$0].sharedLength }
+                if let (i, layer) = firstNonFinite(rows, rowCounts: counts) {
+                    throw TillerError.io(path: label(indices[i]), detail: "the activations at layer \(layer) hold NaN or Inf (the steered or unsteered prompt drives the model out of Float range); nothing written")
                 }
-                try writer.append(tokens: rows.tokens, example: [Int32](repeating: Int32(i), count: rows.tokens.count),
-                                  position: rows.positions, role: rows.roles, h: rows.h, delta: rows.delta)
-                progress?(i + 1, writer.rowsWritten)
+                var r0 = 0
+                for (i, m) in zip(indices, counts) {
+                    let rowSpan = r0..<(r0 + m), span = (r0 * d)..<((r0 + m) * d)
+                    try writer.write(atRow: firstRow[i], tokens: Array(rows.tokens[rowSpan]), example: [Int32](repeating: Int32(i), count: m),
+                                     position: Array(rows.positions[rowSpan]), role: Array(rows.roles[rowSpan]),
+                                     h: rows.h.map { Array($0[span]) }, delta: rows.delta.map { Array($0[span]) })
+                    r0 += m
+                    done += 1
+                    progress?(done, writer.rowsWritten)
+                }
             }
             try writer.finish()
         } catch {
@@ -124,23 +184,52 @@ public final class ActivationCapture {
         }
         return layout
     }
+
+    /// The first triplet of a batch (its index in the batch) with a NaN or Inf among its rows, and
+    /// the first captured layer where it has one; nil when every value is finite.
+    private func firstNonFinite(_ rows: Rows, rowCounts: [Int]) -> (triplet: Int, layer: Int)? {
+        let d = model.hiddenSize
+        // The lowest bad row over every layer decides the triplet.
+        var firstRow: Int?
+        for k in layers.indices {
+            for values in [rows.h[k], rows.delta[k]] {
+                if let bad = values.firstIndex(where: { !$0.isFinite }) { firstRow = min(firstRow ?? Int.max, bad / d) }
+            }
+        }
+        guard let firstRow else { return nil }
+        var r0 = 0
+        for (i, m) in rowCounts.enumerated() {
+            if firstRow < r0 + m {
+                let span = (r0 * d)..<((r0 + m) * d)
+                let k = layers.indices.first { k in
+                    !(rows.h[k][span].allSatisfy(\.isFinite) && rows.delta[k][span].allSatisfy(\.isFinite))
+                }!
+                return (i, layers[k])
+            }
+            r0 += m
+        }
+        return nil
+    }
 }
 
 /// Gathers, at each captured layer, the steered and unsteered rows of the shared suffix and their
 /// difference, on the backend (nothing is downloaded during the pass).
 final class CaptureHook: ResidualStreamHook {
     let layers: [Int]
-    let indexTensor: Tensor
+    /// The rows to gather as (sequence, row within it): the steered rows, then the unsteered ones.
+    /// Their places in the padded batch are known from the pass's step (`prepare`).
+    let rows: [(sequence: Int, row: Int)]
+    var indexTensor: Tensor?
     let gathered: [Tensor]
     /// Per captured layer: h on xy' [m, d] and delta [m, d] (views into `gathered`' scratch).
     var unsteered: [Tensor] = []
     var delta: [Tensor] = []
     let negated: Tensor
 
-    init(model: TransformerModel, layers: [Int], indices: [Int32], rows m: Int) throws {
-        let be = model.backend, d = model.hiddenSize
+    init(model: TransformerModel, layers: [Int], rows: [(sequence: Int, row: Int)]) throws {
+        let be = model.backend, d = model.hiddenSize, m = rows.count / 2
         self.layers = layers
-        indexTensor = try be.tensor(ints: indices, shape: [2 * m])
+        self.rows = rows
         gathered = try layers.map { _ in try be.empty([2 * m, d]) }
         negated = try be.empty([m, d])
         for g in gathered {
@@ -149,8 +238,13 @@ final class CaptureHook: ResidualStreamHook {
         }
     }
 
+    func prepare(for step: ForwardStep, backend: Backend) throws {
+        let t = step.rowsPerSequence
+        indexTensor = try backend.tensor(ints: rows.map { Int32($0.sequence * t + $0.row) }, shape: [rows.count])
+    }
+
     func afterBlock(_ layer: Int, residual: Tensor, step: ForwardStep, backend: Backend) throws {
-        guard let k = layers.firstIndex(of: layer) else { return }
+        guard let k = layers.firstIndex(of: layer), let indexTensor else { return }
         try backend.gatherRows(residual, indices: indexTensor, out: gathered[k])
         // delta = steered - unsteered, written over the steered half.
         try backend.scale(unsteered[k], by: -1, out: negated)

@@ -164,7 +164,7 @@ public struct CaptureLayout: Sendable {
 }
 
 /// Writes a capture file as it is computed: the header (every offset known) first, then each
-/// triplet's rows into each tensor at their place, so only one triplet is ever held in memory. The
+/// triplet's rows into each tensor at their place, so only the rows of one pass are ever held in memory. The
 /// file is an `OutputFile`: written under a unique temporary name next to the target and renamed
 /// when every row is in, so an interrupted capture never leaves a file that looks whole and two
 /// captures to one path never mix.
@@ -172,7 +172,7 @@ public final class CaptureWriter {
     public let path: String
     public let layout: CaptureLayout
     private var file: OutputFile?
-    /// Rows written so far; triplets are written in order.
+    /// Rows written so far.
     public private(set) var rowsWritten = 0
 
     public init(path: String, layout: CaptureLayout) throws {
@@ -201,17 +201,22 @@ public final class CaptureWriter {
     /// Appends one triplet's rows: per row its token, triplet index, position and role; per
     /// captured layer (in `layout.info.layers` order) h and delta, each [rows, hidden] row-major.
     public func append(tokens: [Int32], example: [Int32], position: [Int32], role: [Int32], h: [[Float]], delta: [[Float]]) throws {
+        try write(atRow: rowsWritten, tokens: tokens, example: example, position: position, role: role, h: h, delta: delta)
+    }
+
+    /// Writes rows at row `r0` of every tensor, as `append` does at the end: for a capture that
+    /// computes triplets out of order (batched by length). Each row must be written once.
+    public func write(atRow r0: Int, tokens: [Int32], example: [Int32], position: [Int32], role: [Int32], h: [[Float]], delta: [[Float]]) throws {
         let m = tokens.count, d = layout.info.hiddenSize, layers = layout.info.layers
         guard file != nil else { throw TillerError.io(path: path, detail: "the capture file is closed") }
         guard example.count == m, position.count == m, role.count == m, h.count == layers.count, delta.count == layers.count,
               h.allSatisfy({ $0.count == m * d }), delta.allSatisfy({ $0.count == m * d }) else {
             throw TillerError.shapeMismatch(op: "capture", detail: "\(m) rows with mismatched per-row or per-layer arrays")
         }
-        guard rowsWritten + m <= layout.info.rows else {
-            throw TillerError.invalidArgument(op: "capture", detail: "\(rowsWritten + m) rows, the file was laid out for \(layout.info.rows)")
+        guard r0 >= 0, r0 + m <= layout.info.rows, rowsWritten + m <= layout.info.rows else {
+            throw TillerError.invalidArgument(op: "capture", detail: "rows \(r0)..<\(r0 + m), \(rowsWritten + m) rows in all: the file was laid out for \(layout.info.rows)")
         }
         guard m > 0 else { return }
-        let r0 = rowsWritten
         for (name, values) in [(CaptureTensor.tokens, tokens), (CaptureTensor.example, example),
                                (CaptureTensor.position, position), (CaptureTensor.role, role)] {
             try values.map { $0.littleEndian }.withUnsafeBytes { try write($0, at: layout.offsets[name]! + r0 * 4) }

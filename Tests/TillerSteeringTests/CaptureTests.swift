@@ -55,6 +55,12 @@ import TillerModels
         return recorder.residuals
     }
 
+    /// Equal to float rounding: every entry within 1e-5 of the largest magnitude of `want`.
+    static func close(_ got: [Float], _ want: [Float]) -> Bool {
+        let scale = want.map(abs).max() ?? 0
+        return got.count == want.count && zip(got, want).allSatisfy { abs($0 - $1) <= 1e-5 * scale }
+    }
+
     // MARK: Alignment
 
     @Test func sharedSuffixAndRoles() {
@@ -168,12 +174,13 @@ import TillerModels
         #expect(file.position == expectedPosition)
         #expect(file.role == expectedRole)
         #expect(file.exampleRows[3].isEmpty)
-        // Each triplet's rows equal a capture of it alone.
+        // Each triplet's rows equal a capture of it alone (to rounding: the file's triplets were
+        // teacher-forced in one batch, and sgemm's rounding depends on the number of rows).
         for (e, t) in triplets.enumerated() where t.sharedLength > 0 {
             let alone = try capture.capture(t)
             for (k, layer) in [0, 1].enumerated() {
-                #expect(try file.floats(layer: layer, delta: true, rows: file.exampleRows[e]) == alone.delta[k])
-                #expect(try file.floats(layer: layer, delta: false, rows: file.exampleRows[e]) == alone.h[k])
+                #expect(Self.close(try file.floats(layer: layer, delta: true, rows: file.exampleRows[e]), alone.delta[k]))
+                #expect(Self.close(try file.floats(layer: layer, delta: false, rows: file.exampleRows[e]), alone.h[k]))
             }
         }
     }

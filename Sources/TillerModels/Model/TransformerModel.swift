@@ -163,7 +163,7 @@ public final class TransformerModel {
     private var workspace: [String: DeviceBuffer] = [:]
 
     /// A tensor of this shape over the workspace buffer for `role`, grown if needed.
-    private func scratch(_ role: String, _ shape: [Int], _ dtype: DType = .f32) throws -> Tensor {
+    func scratch(_ role: String, _ shape: [Int], _ dtype: DType = .f32) throws -> Tensor {
         let bytes = shape.reduce(1, *) * dtype.byteSize
         if let buffer = workspace[role], buffer.byteCount >= bytes {
             return try Tensor(buffer: buffer, shape: shape, dtype: dtype)
@@ -194,7 +194,7 @@ public final class TransformerModel {
     }
 
     /// i32 values uploaded into the workspace buffer for `role`.
-    private func scratchInts(_ role: String, _ values: [Int32]) throws -> Tensor {
+    func scratchInts(_ role: String, _ values: [Int32]) throws -> Tensor {
         let t = try scratch(role, [values.count], .i32)
         try values.withUnsafeBytes { try backend.upload($0, to: t) }
         return t
