@@ -148,6 +148,9 @@ public struct LabComparison {
         public let fittedRows: Int
         /// Each method's relative RMSE against Delta_PS on the fitted rows.
         public let fits: [(method: FitMethod, relativeRMSE: Double)]
+        /// Each trained row's relative RMSE at the compare layer over every captured row, from a
+        /// replay of its heads on xy' (`CaptureAnalyzer.replay`, as `tiller analyze --steer`).
+        public let replayed: [(method: String, relativeRMSE: Double)]
         public let selectionCount: Int
         public let evaluationCount: Int
         public let cells: [Cell]
@@ -192,7 +195,7 @@ public struct LabComparison {
             heldout.append(examples)
         }
         let fingerprint = try ModelFingerprint(directory: modelDirectory)
-        log("tiller: lab compare: \(settings.targets.count) target\(settings.targets.count == 1 ? "" : "s"), layer \(layer) of \(model.layerCount), \(settings.methods.count) methods x \(settings.factors.count) factors; generating the train split of corpus seed \(seed)")
+        log("tiller: lab compare: \(settings.targets.count) target\(settings.targets.count == 1 ? "" : "s"), layer \(layer) of \(model.layerCount), \(settings.methods.count + settings.trained.count) methods x \(settings.factors.count) factors; generating the train split of corpus seed \(seed)")
         let train = trainSplit(seed: seed, targets: settings.targets, count: settings.trainTriplets)
         log("tiller: the train split at \(train.count) examples holds the triplets")
 
@@ -207,7 +210,19 @@ public struct LabComparison {
             let name = "\(target.kind.rawValue)(\(target))"
             let source = "lab train split, seed \(seed), \(name)"
             let prepared = try prepare(triplets, evaluation: evaluation, source: source)
-            let fitted = try fit(prepared, layer: layer, settings: settings, evaluation: evaluation, fingerprint: fingerprint, source: source)
+            var trained: [Intervention] = []
+            for method in settings.trained {
+                let started = now()
+                trained.append(try settings.training.train(method, triplets: prepared, model: model, compareLayer: layer))
+                log("tiller: \(name): trained \(method.label) on \(prepared.count) triplets (\(settings.training.epochs) epochs, learning rate \(settings.training.learningRate)) in \(String(format: "%.1f", now() - started)) s")
+            }
+            let fitted = try fit(prepared, layer: layer, settings: settings, evaluation: evaluation, fingerprint: fingerprint, source: source,
+                                 replaying: trained)
+            if !fitted.replayed.isEmpty {
+                log("tiller: \(name): replayed on the capture at layer \(layer), relative RMSE " + fitted.replayed.map {
+                    "\(label($0.method)) \(String(format: "%.3f", $0.relativeRMSE))"
+                }.joined(separator: ", "))
+            }
             log("tiller: \(name): captured \(fitted.capturedRows) rows of \(triplets.count) train triplets at layer \(layer); fitted "
                 + fitted.fits.map { "\($0.method.rawValue) (relative RMSE \(String(format: "%.3f", $0.relativeRMSE)))" }.joined(separator: ", "))
 
@@ -224,12 +239,6 @@ public struct LabComparison {
                 let means = LabMetricMeans(rows.map(\.metrics))
                 cells.append(Cell(method: method, means: means, headline: LabHeadline.score(kind: target.kind, means: means),
                                   factor: nil, selectionScores: []))
-            }
-            var trained: [Intervention] = []
-            for method in settings.trained {
-                let started = now()
-                trained.append(try settings.training.train(method, triplets: prepared, model: model, compareLayer: layer))
-                log("tiller: \(name): trained \(method.label) on \(prepared.count) triplets (\(settings.training.epochs) epochs, learning rate \(settings.training.learningRate)) in \(String(format: "%.1f", now() - started)) s")
             }
             var arms = (fitted.interventions + trained).map { LabSweepArm(name: $0.method, intervention: $0) }
             if target.kind == .format {
@@ -269,7 +278,7 @@ public struct LabComparison {
                 total.elapsed += g.elapsed
             }
             let result = TargetResult(target: target, layer: layer, trainTriplets: triplets.count, capturedRows: fitted.capturedRows,
-                                      fittedRows: fitted.fittedRows, fits: fitted.fits, selectionCount: selection.count,
+                                      fittedRows: fitted.fittedRows, fits: fitted.fits, replayed: fitted.replayed, selectionCount: selection.count,
                                       evaluationCount: evaluated.count, cells: cells, matched: matched, seconds: now() - targetStarted)
             log("tiller: \(name): " + cells.map { cell in
                 "\(label(cell.method)) \(String(format: "%.2f", cell.headline))" + (cell.factor.map { " @\(LabComparison.factorText($0))" } ?? "")
@@ -282,6 +291,7 @@ public struct LabComparison {
     struct Fitted {
         var interventions: [Intervention]
         var fits: [(method: FitMethod, relativeRMSE: Double)]
+        var replayed: [(method: String, relativeRMSE: Double)] = []
         var capturedRows: Int
         var fittedRows: Int
     }
@@ -297,10 +307,11 @@ public struct LabComparison {
     }
 
     /// Captures the triplets at `layer` into a temporary capture file, reads it back and fits every
-    /// method on the chosen rows. The file is removed afterwards. Nothing is captured without a method.
+    /// method on the chosen rows, and replays each of `replaying` on it. The file is removed
+    /// afterwards. Nothing is captured without a method to fit or replay.
     static func fit(_ triplets: [CaptureTriplet], layer: Int, settings: Settings, evaluation: LabEvaluation,
-                    fingerprint: ModelFingerprint, source: String) throws -> Fitted {
-        guard !settings.methods.isEmpty else { return Fitted(interventions: [], fits: [], capturedRows: 0, fittedRows: 0) }
+                    fingerprint: ModelFingerprint, source: String, replaying: [Intervention] = []) throws -> Fitted {
+        guard !settings.methods.isEmpty || !replaying.isEmpty else { return Fitted(interventions: [], fits: [], capturedRows: 0, fittedRows: 0) }
         let path = (NSTemporaryDirectory() as NSString)
             .appendingPathComponent("tiller-lab-compare-\(ProcessInfo.processInfo.processIdentifier)-\(UInt64.random(in: 0...UInt64.max)).safetensors")
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -319,7 +330,18 @@ public struct LabComparison {
             interventions.append(Intervention(method: method.rawValue, heads: [layer: fit.head], location: settings.location, alpha: 1))
             fits.append((method, fit.relativeRMSE))
         }
-        return Fitted(interventions: interventions, fits: fits, capturedRows: layout.info.rows, fittedRows: rows.count)
+        var replayed: [(method: String, relativeRMSE: Double)] = []
+        if !replaying.isEmpty {
+            let analyzer = CaptureAnalyzer(capture: try CaptureFile(path: path), backend: backend)
+            let norms = [layer: try analyzer.deltaNorms(layer: layer)]
+            for intervention in replaying {
+                let replay = try analyzer.replay(intervention, name: intervention.method, model: evaluation.model,
+                                                 unsteeredPrompts: triplets.map(\.unsteeredPrompt),
+                                                 systemLengths: triplets.map(\.unsteeredSystemLength), norms: norms)
+                replayed.append((intervention.method, replay.layers.first?.relativeRMSE ?? .nan))
+            }
+        }
+        return Fitted(interventions: interventions, fits: fits, replayed: replayed, capturedRows: layout.info.rows, fittedRows: rows.count)
     }
 
     static func chat(_ messages: [LabMessage]) -> [ChatMessage] {

@@ -20,7 +20,8 @@ public extension LabComparison {
         results.map { result in
             LabClaims.TargetScores(kind: result.kind, target: result.target.name,
                                    traitAtC80: result.matched.compactMapValues { $0.first { $0.level == "C80" }?.trait },
-                                   headline: Dictionary(result.cells.map { ($0.method, $0.headline) }, uniquingKeysWith: { $1 }))
+                                   headline: Dictionary(result.cells.map { ($0.method, $0.headline) }, uniquingKeysWith: { $1 }),
+                                   relativeRMSE: Dictionary(result.replayed.map { ($0.method, $0.relativeRMSE) }, uniquingKeysWith: { $1 }))
         }
     }
 
@@ -128,12 +129,12 @@ public extension LabComparison {
                       + "above, A- rows: every layer.", ""]
         }
         lines.append("| target | train triplets | captured rows | fitted rows | held-out (choose / score) | relative RMSE: "
-                     + settings.methods.map { LabComparison.label($0.rawValue) }.joined(separator: " / ") + " |")
+                     + (settings.methods.map(\.rawValue) + settings.trained.map(\.rawValue)).map(LabComparison.label).joined(separator: " / ") + " |")
         lines.append("|---|---:|---:|---:|---:|---:|")
         for result in results {
             lines.append("| \(result.kind.rawValue) \(result.target.name) | \(result.trainTriplets) | \(result.capturedRows) | \(result.fittedRows) | "
                          + "\(result.selectionCount) / \(result.evaluationCount) | "
-                         + result.fits.map { String(format: "%.3f", $0.relativeRMSE) }.joined(separator: " / ") + " |")
+                         + (result.fits.map(\.relativeRMSE) + result.replayed.map(\.relativeRMSE)).map { String(format: "%.3f", $0) }.joined(separator: " / ") + " |")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -163,7 +164,9 @@ public extension LabComparison {
                     "fitted_rows": result.fittedRows,
                     "selection_count": result.selectionCount,
                     "evaluation_count": result.evaluationCount,
-                    "relative_rmse": Dictionary(uniqueKeysWithValues: result.fits.map { ($0.method.rawValue, $0.relativeRMSE.isFinite ? $0.relativeRMSE : -1) }),
+                    "relative_rmse": Dictionary(result.fits.map { ($0.method.rawValue, $0.relativeRMSE.isFinite ? $0.relativeRMSE : -1) }
+                                                + result.replayed.map { ($0.method, $0.relativeRMSE.isFinite ? $0.relativeRMSE : -1) },
+                                                uniquingKeysWith: { $1 }),
                     "rows": result.cells.map { cell -> [String: Any] in
                         var row: [String: Any] = [
                             "method": cell.method,
@@ -187,8 +190,9 @@ public extension LabComparison {
         document["training"] = ["epochs": settings.training.epochs, "learning_rate": settings.training.learningRate,
                                 "batch_size": settings.training.batchSize, "location": settings.training.location.name] as [String: Any]
         document["claims"] = verdicts.map { v -> [String: Any] in
-            ["claim": v.claim.text, "kind": v.claim.kind.rawValue, "target": v.target, "left_method": v.claim.left,
-             "right_method": v.claim.right, "left": v.left, "right": v.right, "holds": v.holds]
+            ["claim": v.claim.text, "kind": v.kind.rawValue, "target": v.target, "left_method": v.claim.left,
+             "right_method": v.claim.right, "score": v.claim.score == .relativeRMSE ? "relative_rmse" : v.claim.score == .headline ? "headline" : "trait_at_c80",
+             "left": v.left, "right": v.right, "holds": v.holds]
         }
         document.merge(extra) { $1 }
         let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])

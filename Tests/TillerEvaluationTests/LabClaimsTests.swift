@@ -14,7 +14,10 @@ import TillerEvaluation
                                           headline: [:])
         let format = LabClaims.TargetScores(kind: .format, target: "capitals", traitAtC80: [:],
                                             headline: ["prompt": 0.67, "prompt+a-psr-mse": 0.7, "prompt+s-psr-mse": 0.5])
-        let verdicts = LabClaims.verdicts([persona, tied, format])
+        // Relative RMSE: lower holds, on any kind.
+        let fitted = LabClaims.TargetScores(kind: .concept, target: "pottery", traitAtC80: [:], headline: [:],
+                                            relativeRMSE: ["a-psr-mse": 0.5, "s-const-mse": 0.9, "a-const-mse": 0.4])
+        let verdicts = LabClaims.verdicts([persona, tied, format, fitted])
         func holds(_ left: String, _ right: String, _ target: String) -> Bool? {
             verdicts.first { $0.claim.left == left && $0.claim.right == right && $0.target == target }?.holds
         }
@@ -29,7 +32,9 @@ import TillerEvaluation
         // S-PSR(LL) stacked was not run, and persona claims are not checked on a format target.
         #expect(holds("prompt+s-psr-ll", "prompt", "capitals") == nil)
         #expect(!verdicts.contains { $0.target == "capitals" && $0.claim.kind == .persona })
-        #expect(verdicts.count == 8)
+        #expect(holds("a-psr-mse", "s-const-mse", "pottery") == true)  // 0.5 < 0.9
+        #expect(holds("a-psr-mse", "a-const-mse", "pottery") == false) // 0.5 > 0.4
+        #expect(verdicts.count == 10)
         // Each verdict carries the two numbers it compared.
         let v = verdicts.first { $0.claim.left == "s-const-mse" && $0.target == "cheerful" }
         #expect(v?.left == 40 && v?.right == 55)
