@@ -3,6 +3,7 @@ import TillerCore
 import TillerLab
 import TillerModels
 import TillerSteering
+import TillerTraining
 
 /// `tiller lab compare`: activation steering against prompt steering on the lab model. For each
 /// target, DiffMean, PCA, Stolfo's projection and a local PSR head are fitted from a capture of the
@@ -23,6 +24,11 @@ public struct LabComparison {
         public var limit: Int
         public var factors: [Double]
         public var methods: [FitMethod]
+        /// Rows trained through the frozen model (`LabTrainedMethod`), on the same triplets.
+        public var trained: [LabTrainedMethod]
+        public var training: LabTrainingSettings
+        /// Bisection steps of the persona search for TA@C80 and TA@Cp (`matchedCoherence`).
+        public var matchedSteps: Int
         /// The captured rows each method is fitted on (default: all, the shared prompt tokens too).
         public var rows: FitRows
         /// Where the fitted interventions steer (default: all, as AxBench steers every position).
@@ -34,7 +40,8 @@ public struct LabComparison {
         public init(targets: [LabTargetFilter] = LabComparison.defaultTargets(), layer: Int? = nil,
                     trainTriplets: Int = LabComparison.defaultTrainTriplets, limit: Int = LabComparison.defaultLimit,
                     factors: [Double] = LabSweep.axBenchFactors, methods: [FitMethod] = FitMethod.allCases,
-                    rows: FitRows = .all, location: SteeringLocation = .all, psr: LocalPSROptions = LocalPSROptions(),
+                    trained: [LabTrainedMethod] = LabTrainedMethod.allCases, training: LabTrainingSettings = LabTrainingSettings(),
+                    matchedSteps: Int = LabComparison.defaultMatchedSteps, rows: FitRows = .all, location: SteeringLocation = .all, psr: LocalPSROptions = LocalPSROptions(),
                     maxNewTokens: Int = LabEvaluation.defaultMaxNewTokens, batchSize: Int = 64) {
             self.targets = targets
             self.layer = layer
@@ -42,6 +49,9 @@ public struct LabComparison {
             self.limit = limit
             self.factors = factors
             self.methods = methods
+            self.trained = trained
+            self.training = training
+            self.matchedSteps = matchedSteps
             self.rows = rows
             self.location = location
             self.psr = psr
@@ -52,6 +62,7 @@ public struct LabComparison {
 
     public static let defaultTrainTriplets = 150
     public static let defaultLimit = 40
+    public static let defaultMatchedSteps = 4
     /// The sizes the train split is generated at, smallest first: the first that holds enough
     /// triplets of every target is used (the largest, the default corpus size, in any case).
     public static let trainSplitSizes = [5_000, 10_000, 20_000, LabCorpus.defaultTrainCount]
@@ -105,9 +116,16 @@ public struct LabComparison {
         case "pca": return "PCA"
         case "stolfo": return "Stolfo"
         case "psr": return "local PSR"
-        default: return method
+        default:
+            if let trained = LabTrainedMethod(rawValue: method) { return trained.label }
+            if method.hasPrefix(stackedPrefix) { return "prompt + " + label(String(method.dropFirst(stackedPrefix.count))) }
+            return method
         }
     }
+
+    static let stackedPrefix = "prompt+"
+    /// The row of a method stacked on the prompt (format targets: the trained PSR rows steer x').
+    public static func stackedName(_ method: String) -> String { stackedPrefix + method }
 
     /// One row of one target: a way of steering and how its answers scored.
     public struct Cell: Sendable {
@@ -130,9 +148,14 @@ public struct LabComparison {
         public let fittedRows: Int
         /// Each method's relative RMSE against Delta_PS on the fitted rows.
         public let fits: [(method: FitMethod, relativeRMSE: Double)]
+        /// Each trained row's relative RMSE at the compare layer over every captured row, from a
+        /// replay of its heads on xy' (`CaptureAnalyzer.replay`, as `tiller analyze --steer`).
+        public let replayed: [(method: String, relativeRMSE: Double)]
         public let selectionCount: Int
         public let evaluationCount: Int
         public let cells: [Cell]
+        /// Persona: per steering row, the scores at matched coherence (C80, then Cp).
+        public let matched: [String: [LabMatchedPoint]]
         public let seconds: Double
 
         public var kind: LabKind { target.kind }
@@ -172,7 +195,7 @@ public struct LabComparison {
             heldout.append(examples)
         }
         let fingerprint = try ModelFingerprint(directory: modelDirectory)
-        log("tiller: lab compare: \(settings.targets.count) target\(settings.targets.count == 1 ? "" : "s"), layer \(layer) of \(model.layerCount), \(settings.methods.count) methods x \(settings.factors.count) factors; generating the train split of corpus seed \(seed)")
+        log("tiller: lab compare: \(settings.targets.count) target\(settings.targets.count == 1 ? "" : "s"), layer \(layer) of \(model.layerCount), \(settings.methods.count + settings.trained.count) methods x \(settings.factors.count) factors; generating the train split of corpus seed \(seed)")
         let train = trainSplit(seed: seed, targets: settings.targets, count: settings.trainTriplets)
         log("tiller: the train split at \(train.count) examples holds the triplets")
 
@@ -185,7 +208,21 @@ public struct LabComparison {
                 throw TillerError.invalidArgument(op: "lab compare", detail: "no train examples of \(target.kind.rawValue) target \(target)")
             }
             let name = "\(target.kind.rawValue)(\(target))"
-            let fitted = try fit(triplets, layer: layer, settings: settings, evaluation: evaluation, fingerprint: fingerprint, source: "lab train split, seed \(seed), \(name)")
+            let source = "lab train split, seed \(seed), \(name)"
+            let prepared = try prepare(triplets, evaluation: evaluation, source: source)
+            var trained: [Intervention] = []
+            for method in settings.trained {
+                let started = now()
+                trained.append(try settings.training.train(method, triplets: prepared, model: model, compareLayer: layer))
+                log("tiller: \(name): trained \(method.label) on \(prepared.count) triplets (\(settings.training.epochs) epochs, learning rate \(settings.training.learningRate)) in \(String(format: "%.1f", now() - started)) s")
+            }
+            let fitted = try fit(prepared, layer: layer, settings: settings, evaluation: evaluation, fingerprint: fingerprint, source: source,
+                                 replaying: trained)
+            if !fitted.replayed.isEmpty {
+                log("tiller: \(name): replayed on the capture at layer \(layer), relative RMSE " + fitted.replayed.map {
+                    "\(label($0.method)) \(String(format: "%.3f", $0.relativeRMSE))"
+                }.joined(separator: ", "))
+            }
             log("tiller: \(name): captured \(fitted.capturedRows) rows of \(triplets.count) train triplets at layer \(layer); fitted "
                 + fitted.fits.map { "\($0.method.rawValue) (relative RMSE \(String(format: "%.3f", $0.relativeRMSE)))" }.joined(separator: ", "))
 
@@ -203,7 +240,12 @@ public struct LabComparison {
                 cells.append(Cell(method: method, means: means, headline: LabHeadline.score(kind: target.kind, means: means),
                                   factor: nil, selectionScores: []))
             }
-            let arms = fitted.interventions.map { LabSweepArm(name: $0.method, intervention: $0) }
+            var arms = (fitted.interventions + trained).map { LabSweepArm(name: $0.method, intervention: $0) }
+            if target.kind == .format {
+                // Format: the trained PSR heads stacked on the prompt too (does PSR add to the prompt?).
+                arms += trained.filter { LabTrainedMethod(rawValue: $0.method)?.method == .psr }
+                    .map { LabSweepArm(name: stackedName($0.method), intervention: $0, prompted: true) }
+            }
             let (sweeps, sweepGeneration) = try evaluation.sweep(examples, arms: arms, factors: settings.factors,
                                                                  maxNewTokens: settings.maxNewTokens, batchSize: settings.batchSize,
                                                                  progress: { _, p in progress?(p) })
@@ -211,7 +253,24 @@ public struct LabComparison {
                 cells.append(Cell(method: sweep.arm.name, means: sweep.report.overall, headline: sweep.headline,
                                   factor: sweep.chosenFactor, selectionScores: sweep.selectionScores))
             }
-            for g in [baselineGeneration, sweepGeneration] {
+            var matched: [String: [LabMatchedPoint]] = [:]
+            var matchedGeneration: [GenerationProgress] = []
+            if target.kind == .persona && !arms.isEmpty {
+                // On the scored half, as the other rows; up to the largest factor swept.
+                let promptCoherence = cells[1].means["coherence"] ?? 100
+                for (level, coherence) in [("C80", 80.0), ("Cp", promptCoherence)] {
+                    let (points, g) = try evaluation.matchedCoherence(evaluated, arms: arms, coherence: coherence, level: level,
+                                                                      maxFactor: settings.factors.max() ?? 1, steps: settings.matchedSteps,
+                                                                      fallback: cells[0].means, maxNewTokens: settings.maxNewTokens,
+                                                                      batchSize: settings.batchSize, progress: progress)
+                    for (arm, point) in zip(arms, points) { matched[arm.name, default: []].append(point) }
+                    matchedGeneration.append(g)
+                }
+                log("tiller: \(name): trait at coherence 80 / the prompt's: " + arms.map { arm in
+                    "\(label(arm.name)) " + (matched[arm.name] ?? []).map { String(format: "%.0f", $0.trait) }.joined(separator: " / ")
+                }.joined(separator: ", "))
+            }
+            for g in [baselineGeneration, sweepGeneration] + matchedGeneration {
                 total.generatedTokens += g.generatedTokens
                 total.promptTokens += g.promptTokens
                 total.finishedRequests += g.finishedRequests
@@ -219,8 +278,8 @@ public struct LabComparison {
                 total.elapsed += g.elapsed
             }
             let result = TargetResult(target: target, layer: layer, trainTriplets: triplets.count, capturedRows: fitted.capturedRows,
-                                      fittedRows: fitted.fittedRows, fits: fitted.fits, selectionCount: selection.count,
-                                      evaluationCount: evaluated.count, cells: cells, seconds: now() - targetStarted)
+                                      fittedRows: fitted.fittedRows, fits: fitted.fits, replayed: fitted.replayed, selectionCount: selection.count,
+                                      evaluationCount: evaluated.count, cells: cells, matched: matched, seconds: now() - targetStarted)
             log("tiller: \(name): " + cells.map { cell in
                 "\(label(cell.method)) \(String(format: "%.2f", cell.headline))" + (cell.factor.map { " @\(LabComparison.factorText($0))" } ?? "")
             }.joined(separator: ", ") + String(format: " (%.1f s)", result.seconds))
@@ -232,20 +291,27 @@ public struct LabComparison {
     struct Fitted {
         var interventions: [Intervention]
         var fits: [(method: FitMethod, relativeRMSE: Double)]
+        var replayed: [(method: String, relativeRMSE: Double)] = []
         var capturedRows: Int
         var fittedRows: Int
     }
 
-    /// Captures the triplets at `layer` into a temporary capture file, reads it back and fits every
-    /// method on the chosen rows. The file is removed afterwards.
-    static func fit(_ examples: [LabExample], layer: Int, settings: Settings, evaluation: LabEvaluation,
-                    fingerprint: ModelFingerprint, source: String) throws -> Fitted {
+    /// The train examples as token triplets (x', x, y' = the corpus answer), for capture and training.
+    static func prepare(_ examples: [LabExample], evaluation: LabEvaluation, source: String) throws -> [CaptureTriplet] {
         let preparer = CapturePreparer(tokenizer: evaluation.tokenizer, template: evaluation.template)
         let lines = examples.enumerated().map { i, example in
             CaptureTripletLine(number: i + 1, steered: .messages(chat(example.promptMessages(steered: true))),
                                unsteered: .messages(chat(example.promptMessages(steered: false))), completion: .text(example.answer))
         }
-        let triplets = try preparer.prepare(lines, path: source, generator: nil, options: GenerationOptions())
+        return try preparer.prepare(lines, path: source, generator: nil, options: GenerationOptions())
+    }
+
+    /// Captures the triplets at `layer` into a temporary capture file, reads it back and fits every
+    /// method on the chosen rows, and replays each of `replaying` on it. The file is removed
+    /// afterwards. Nothing is captured without a method to fit or replay.
+    static func fit(_ triplets: [CaptureTriplet], layer: Int, settings: Settings, evaluation: LabEvaluation,
+                    fingerprint: ModelFingerprint, source: String, replaying: [Intervention] = []) throws -> Fitted {
+        guard !settings.methods.isEmpty || !replaying.isEmpty else { return Fitted(interventions: [], fits: [], capturedRows: 0, fittedRows: 0) }
         let path = (NSTemporaryDirectory() as NSString)
             .appendingPathComponent("tiller-lab-compare-\(ProcessInfo.processInfo.processIdentifier)-\(UInt64.random(in: 0...UInt64.max)).safetensors")
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -264,7 +330,18 @@ public struct LabComparison {
             interventions.append(Intervention(method: method.rawValue, heads: [layer: fit.head], location: settings.location, alpha: 1))
             fits.append((method, fit.relativeRMSE))
         }
-        return Fitted(interventions: interventions, fits: fits, capturedRows: layout.info.rows, fittedRows: rows.count)
+        var replayed: [(method: String, relativeRMSE: Double)] = []
+        if !replaying.isEmpty {
+            let analyzer = CaptureAnalyzer(capture: try CaptureFile(path: path), backend: backend)
+            let norms = [layer: try analyzer.deltaNorms(layer: layer)]
+            for intervention in replaying {
+                let replay = try analyzer.replay(intervention, name: intervention.method, model: evaluation.model,
+                                                 unsteeredPrompts: triplets.map(\.unsteeredPrompt),
+                                                 systemLengths: triplets.map(\.unsteeredSystemLength), norms: norms)
+                replayed.append((intervention.method, replay.layers.first?.relativeRMSE ?? .nan))
+            }
+        }
+        return Fitted(interventions: interventions, fits: fits, replayed: replayed, capturedRows: layout.info.rows, fittedRows: rows.count)
     }
 
     static func chat(_ messages: [LabMessage]) -> [ChatMessage] {

@@ -1,12 +1,52 @@
 import Foundation
 import TillerLab
 import TillerSteering
+import TillerTraining
 
 /// `tiller lab compare`'s outputs: one table (rows: unsteered, prompt and each method; columns: the
 /// targets), as plain text, as markdown, and as JSON with every number.
 public extension LabComparison {
     /// The methods' rows in table order.
-    var methodOrder: [String] { ["unsteered", "prompt"] + settings.methods.map(\.rawValue) }
+    var methodOrder: [String] {
+        var order = ["unsteered", "prompt"] + settings.methods.map(\.rawValue) + settings.trained.map(\.rawValue)
+        if results.contains(where: { $0.kind == .format }) {
+            order += settings.trained.filter { $0.method == .psr }.map { LabComparison.stackedName($0.rawValue) }
+        }
+        return order
+    }
+
+    /// The numbers the claims are checked on (`LabClaims`).
+    var claimScores: [LabClaims.TargetScores] {
+        results.map { result in
+            LabClaims.TargetScores(kind: result.kind, target: result.target.name,
+                                   traitAtC80: result.matched.compactMapValues { $0.first { $0.level == "C80" }?.trait },
+                                   headline: Dictionary(result.cells.map { ($0.method, $0.headline) }, uniquingKeysWith: { $1 }),
+                                   relativeRMSE: Dictionary(result.replayed.map { ($0.method, $0.relativeRMSE) }, uniquingKeysWith: { $1 }))
+        }
+    }
+
+    var verdicts: [LabClaims.Verdict] { LabClaims.verdicts(claimScores) }
+
+    /// Persona at matched coherence in markdown: per steering row and persona target, the trait
+    /// score at coherence 80 and at the prompt's coherence, each with its factor.
+    func matchedMarkdown() -> String? {
+        let persona = results.filter { !$0.matched.isEmpty }
+        guard !persona.isEmpty else { return nil }
+        var lines = ["| method | " + persona.map { "\($0.target.name): TA@C80 | \($0.target.name): TA@Cp" }.joined(separator: " | ") + " |",
+                     "|---|" + persona.map { _ in "---:|---:|" }.joined()]
+        for method in methodOrder where persona.contains(where: { $0.matched[method] != nil }) {
+            let cells = persona.flatMap { result -> [String] in
+                let points = result.matched[method] ?? []
+                return ["C80", "Cp"].map { level in
+                    points.first { $0.level == level }.map {
+                        String(format: "%.0f (coh %.0f)", $0.trait, $0.coherence) + " @\(LabComparison.factorText(($0.factor * 1000).rounded() / 1000))"
+                    } ?? "-"
+                }
+            }
+            lines.append("| \(LabComparison.label(method)) | " + cells.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
 
     /// What a column shows for its kind.
     static func metricLabel(_ kind: LabKind) -> String {
@@ -75,13 +115,26 @@ public extension LabComparison {
         }
         lines += ["", "Concept: the mean AxBench aggregate (0-2); persona: trait / coherence (0-100); format: pass rate / "
                   + "coherence (0-100); @F: the factor the sweep kept. " + settingsText(), ""]
+        if let matched = matchedMarkdown() {
+            lines += ["Persona at matched coherence (the PSR paper's TA@C80 and TA@Cp): the trait score on the scored half at the "
+                      + "largest factor whose mean coherence is at least 80 (or the prompt's coherence there), found by bisection "
+                      + "(\(settings.matchedSteps) steps in 0-\(LabComparison.factorText(settings.factors.max() ?? 1))); @0: no factor was "
+                      + "coherent enough, the unsteered answers' scores.", "", matched]
+        }
+        lines += ["The paper's claims on these numbers (left and right: the two rows' scores):", "", LabClaims.markdown(verdicts)]
+        if !settings.trained.isEmpty {
+            lines += ["Trained rows: \(settings.training.epochs) epochs of AdamW, learning rate \(settings.training.learningRate) "
+                      + "(decayed linearly to 0), batch \(settings.training.batchSize), seed \(settings.training.seed), on every "
+                      + "train triplet, heads acting at location \(settings.training.location.name); S- rows: one head at the layer "
+                      + "above, A- rows: every layer.", ""]
+        }
         lines.append("| target | train triplets | captured rows | fitted rows | held-out (choose / score) | relative RMSE: "
-                     + settings.methods.map { LabComparison.label($0.rawValue) }.joined(separator: " / ") + " |")
+                     + (settings.methods.map(\.rawValue) + settings.trained.map(\.rawValue)).map(LabComparison.label).joined(separator: " / ") + " |")
         lines.append("|---|---:|---:|---:|---:|---:|")
         for result in results {
             lines.append("| \(result.kind.rawValue) \(result.target.name) | \(result.trainTriplets) | \(result.capturedRows) | \(result.fittedRows) | "
                          + "\(result.selectionCount) / \(result.evaluationCount) | "
-                         + result.fits.map { String(format: "%.3f", $0.relativeRMSE) }.joined(separator: " / ") + " |")
+                         + (result.fits.map(\.relativeRMSE) + result.replayed.map(\.relativeRMSE)).map { String(format: "%.3f", $0) }.joined(separator: " / ") + " |")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -111,7 +164,9 @@ public extension LabComparison {
                     "fitted_rows": result.fittedRows,
                     "selection_count": result.selectionCount,
                     "evaluation_count": result.evaluationCount,
-                    "relative_rmse": Dictionary(uniqueKeysWithValues: result.fits.map { ($0.method.rawValue, $0.relativeRMSE.isFinite ? $0.relativeRMSE : -1) }),
+                    "relative_rmse": Dictionary(result.fits.map { ($0.method.rawValue, $0.relativeRMSE.isFinite ? $0.relativeRMSE : -1) }
+                                                + result.replayed.map { ($0.method, $0.relativeRMSE.isFinite ? $0.relativeRMSE : -1) },
+                                                uniquingKeysWith: { $1 }),
                     "rows": result.cells.map { cell -> [String: Any] in
                         var row: [String: Any] = [
                             "method": cell.method,
@@ -120,11 +175,25 @@ public extension LabComparison {
                         ]
                         if let factor = cell.factor { row["factor"] = factor }
                         if !cell.selectionScores.isEmpty { row["selection_scores"] = cell.selectionScores }
+                        if let points = result.matched[cell.method] {
+                            row["matched_coherence"] = points.map {
+                                ["level": $0.level, "coherence_target": $0.coherenceTarget, "factor": $0.factor,
+                                 "trait": $0.trait, "coherence": $0.coherence] as [String: Any]
+                            }
+                        }
                         return row
                     },
                 ]
             },
         ]
+        document["trained"] = settings.trained.map(\.rawValue)
+        document["training"] = ["epochs": settings.training.epochs, "learning_rate": settings.training.learningRate,
+                                "batch_size": settings.training.batchSize, "location": settings.training.location.name] as [String: Any]
+        document["claims"] = verdicts.map { v -> [String: Any] in
+            ["claim": v.claim.text, "kind": v.kind.rawValue, "target": v.target, "left_method": v.claim.left,
+             "right_method": v.claim.right, "score": v.claim.score == .relativeRMSE ? "relative_rmse" : v.claim.score == .headline ? "headline" : "trait_at_c80",
+             "left": v.left, "right": v.right, "holds": v.holds]
+        }
         document.merge(extra) { $1 }
         let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)

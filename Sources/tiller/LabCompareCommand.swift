@@ -9,7 +9,7 @@ import TillerSteering
 struct LabCompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
-        abstract: "Compare activation steering (DiffMean, PCA, Stolfo, local PSR) with prompt steering on the lab.",
+        abstract: "Compare activation steering (fitted: DiffMean, PCA, Stolfo, local PSR; trained: S/A-PSR, S/A-Const) with prompt steering on the lab.",
         discussion: """
             For each target (default: two concepts, two traits, capitals and one end_with phrase), the \
             target's first --train-triplets train examples (corpus seed: the model card's, else 1) are \
@@ -22,7 +22,12 @@ struct LabCompareCommand: ParsableCommand {
             score (concept: the AxBench aggregate; persona: the harmonic mean of trait/100 and \
             coherence/100; format: pass rate x coherence/100); then unsteered, prompt and every method \
             at its factor answer the second half, which is what the table shows. Progress goes to \
-            stderr; --out also writes the table as markdown. Details: docs/lab.md.
+            stderr; --out also writes the table as markdown. The trained methods (s-psr-mse, a-psr-mse, \
+            s-psr-ll, s-const-mse, a-const-mse) are trained through the frozen model on the same \
+            triplets (--train-epochs, --learning-rate: the lab's 4 and 0.03); persona also reports each \
+            method's trait at coherence 80 and at the prompt's (bisection, --matched-steps), format the \
+            trained PSR heads stacked on the prompt, and a table says which of the PSR paper's claims \
+            hold. Details: docs/lab.md.
             """)
 
     @OptionGroup var modelOption: LabModelOption
@@ -45,8 +50,17 @@ struct LabCompareCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Steering factors, comma-separated, or axbench.", valueName: "list"))
     var factors = "axbench"
 
-    @Option(help: ArgumentHelp("Methods, comma-separated: diffmean, pca, stolfo, psr.", valueName: "list"))
-    var methods = "diffmean,pca,stolfo,psr"
+    @Option(help: ArgumentHelp("Methods, comma-separated: fitted diffmean, pca, stolfo, psr; trained s-psr-mse, a-psr-mse, s-psr-ll, s-const-mse, a-const-mse.", valueName: "list"))
+    var methods = (FitMethod.allCases.map(\.rawValue) + LabTrainedMethod.allCases.map(\.rawValue)).joined(separator: ",")
+
+    @Option(help: ArgumentHelp("Epochs of the trained methods (the lab's default; the paper's 15/7 are for larger sets).", valueName: "n"))
+    var trainEpochs = LabTrainingSettings.labEpochs
+
+    @Option(help: ArgumentHelp("AdamW's learning rate for the trained methods (the lab's; the paper's 1e-3 barely moves the heads in the lab's few steps).", valueName: "lr"))
+    var learningRate = LabTrainingSettings.labLearningRate
+
+    @Option(help: ArgumentHelp("Bisection steps of persona's search for the factor at coherence 80 and at the prompt's.", valueName: "n"))
+    var matchedSteps = LabComparison.defaultMatchedSteps
 
     @Option(help: "The captured rows the methods are fitted on: all (the shared prompt tokens too), answer or last_prompt.")
     var rows: FitRows = .all
@@ -79,6 +93,9 @@ struct LabCompareCommand: ParsableCommand {
         if let layer { try NumericOptions.check("--layer", layer, NumericOptions.layerIndex) }
         try NumericOptions.check("--batch-size", batchSize, NumericOptions.batchSize)
         try NumericOptions.check("--max-new-tokens", maxNewTokens, 1...Int.max)
+        try NumericOptions.check("--train-epochs", trainEpochs, 1...100_000)
+        try NumericOptions.check("--learning-rate", learningRate, NumericOptions.learningRate)
+        try NumericOptions.check("--matched-steps", matchedSteps, 0...30)
         guard SteeringLocation(name: location) != nil else {
             throw ValidationError("--location must be answer_only, all or question_and_answer, not \(location)")
         }
@@ -100,15 +117,22 @@ struct LabCompareCommand: ParsableCommand {
                 throw TillerError.invalidArgument(op: "--targets", detail: "\(other) is a \(other.kind.rawValue) target, not of --kinds \(kinds)")
             }
         }
-        var methodList: [FitMethod] = []
+        var methodList: [FitMethod] = [], trainedList: [LabTrainedMethod] = []
         for name in methods.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-            guard let method = FitMethod(rawValue: name) else {
-                throw TillerError.invalidArgument(op: "--methods", detail: "\"\(name)\" is not diffmean, pca, stolfo or psr")
+            if let method = FitMethod(rawValue: name) {
+                if !methodList.contains(method) { methodList.append(method) }
+            } else if let method = LabTrainedMethod(rawValue: name) {
+                if !trainedList.contains(method) { trainedList.append(method) }
+            } else {
+                throw TillerError.invalidArgument(op: "--methods", detail: "\"\(name)\" is not "
+                    + (FitMethod.allCases.map(\.rawValue) + LabTrainedMethod.allCases.map(\.rawValue)).joined(separator: ", "))
             }
-            if !methodList.contains(method) { methodList.append(method) }
         }
+        guard !methodList.isEmpty || !trainedList.isEmpty else { throw TillerError.invalidArgument(op: "--methods", detail: "no methods given") }
         return LabComparison.Settings(targets: targetList, layer: layer, trainTriplets: trainTriplets, limit: limit,
-                                      factors: try LabSweep.parseFactors(factors), methods: methodList, rows: rows,
+                                      factors: try LabSweep.parseFactors(factors), methods: methodList, trained: trainedList,
+                                      training: LabTrainingSettings(epochs: trainEpochs, learningRate: learningRate),
+                                      matchedSteps: matchedSteps, rows: rows,
                                       location: SteeringLocation(name: location)!, maxNewTokens: maxNewTokens, batchSize: batchSize)
     }
 
@@ -144,6 +168,14 @@ struct LabCompareCommand: ParsableCommand {
             print("")
             print("concept: mean AxBench aggregate (0-2); persona: trait/coherence (0-100); format: pass rate/coherence (0-100);")
             print("@F: the factor the sweep kept on the first half; the table scores the other half.")
+            if let matched = comparison.matchedMarkdown() {
+                print("")
+                print("persona at matched coherence (trait at coherence 80 / at the prompt's):")
+                print(matched, terminator: "")
+            }
+            print("")
+            print("the PSR paper's claims:")
+            print(LabClaims.markdown(comparison.verdicts), terminator: "")
         }
         let g = comparison.generation
         printError(String(format: "tiller: %d answers, %d new tokens, %.1f s in all on %@", g.finishedRequests, g.generatedTokens,

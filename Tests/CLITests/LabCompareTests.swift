@@ -31,7 +31,8 @@ import Testing
         let markdown = FileManager.default.temporaryDirectory.appendingPathComponent("tiller-compare-\(UUID().uuidString).md").path
         defer { try? FileManager.default.removeItem(atPath: markdown) }
         let result = try TillerProcess.run(["lab", "compare", "--kinds", "concept", "--targets", "pottery", "--train-triplets", "40",
-                                            "--limit", "12", "--factors", "1,5", "--json", "--out", markdown, "--backend", "cpu"])
+                                            "--limit", "12", "--factors", "1,5", "--methods", "diffmean,pca,stolfo,psr",
+                                            "--json", "--out", markdown, "--backend", "cpu"])
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONDecoder().decode(Report.self, from: Data(result.stdout.utf8))
         #expect(report.factors == [1, 5])
@@ -64,6 +65,97 @@ import Testing
         }
         // Progress went to stderr, one line per stage.
         #expect(result.stderr.contains("concept(pottery): captured"), "\(result.stderr)")
+    }
+
+    /// The trained rows on one trait and one format, tiny: 16 triplets, one epoch, two factors, one
+    /// bisection step. Checks the structure (every row, the matched-coherence points, the stacked
+    /// rows, the claims computed from the rows' own numbers) and that every score is finite.
+    @Test func compareTrainedMethods() throws {
+        struct Full: Decodable {
+            struct Target: Decodable {
+                struct Row: Decodable {
+                    struct Point: Decodable { let level: String; let coherence_target: Double; let factor: Double; let trait: Double; let coherence: Double }
+                    let method: String
+                    let headline: Double
+                    let metrics: [String: Double]
+                    let factor: Double?
+                    let matched_coherence: [Point]?
+                }
+                let kind: String
+                let target: String
+                let rows: [Row]
+                let relative_rmse: [String: Double]
+            }
+            struct Claim: Decodable {
+                let left_method: String, right_method: String, target: String, score: String
+                let left: Double, right: Double
+                let holds: Bool
+            }
+            let trained: [String]
+            let targets: [Target]
+            let claims: [Claim]
+        }
+        let markdown = FileManager.default.temporaryDirectory.appendingPathComponent("tiller-compare-\(UUID().uuidString).md").path
+        defer { try? FileManager.default.removeItem(atPath: markdown) }
+        let trained = ["s-psr-mse", "a-psr-mse", "s-psr-ll", "s-const-mse", "a-const-mse"]
+        let result = try TillerProcess.run(["lab", "compare", "--kinds", "persona,format", "--targets", "cheerful,end_with(thank you kindly)",
+                                            "--train-triplets", "16", "--limit", "6", "--factors", "1,2",
+                                            "--methods", (["diffmean"] + trained).joined(separator: ","), "--train-epochs", "1",
+                                            "--matched-steps", "1", "--json", "--out", markdown, "--backend", "cpu"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONDecoder().decode(Full.self, from: Data(result.stdout.utf8))
+        #expect(report.trained == trained)
+        let persona = try #require(report.targets.first { $0.kind == "persona" })
+        let format = try #require(report.targets.first { $0.kind == "format" })
+        #expect(persona.rows.map(\.method) == ["unsteered", "prompt", "diffmean"] + trained)
+        let stacked = ["s-psr-mse", "a-psr-mse", "s-psr-ll"].map { "prompt+" + $0 }
+        #expect(format.rows.map(\.method) == ["unsteered", "prompt", "diffmean"] + trained + stacked)
+        for row in persona.rows + format.rows {
+            #expect(row.headline.isFinite && row.metrics.values.allSatisfy(\.isFinite), "\(row.method)")
+        }
+        // Every steering row of the persona target has TA@C80 and TA@Cp, each at a coherence that
+        // meets its level unless no factor did (factor 0).
+        for row in persona.rows.dropFirst(2) {
+            let points = try #require(row.matched_coherence, "\(row.method)")
+            #expect(points.map(\.level) == ["C80", "Cp"])
+            for p in points {
+                #expect(p.trait.isFinite && (0...2).contains(p.factor))
+                #expect(p.factor == 0 || p.coherence >= p.coherence_target, "\(row.method) \(p)")
+            }
+        }
+        // The claims are the rows' own numbers compared.
+        func c80(_ method: String) -> Double? {
+            persona.rows.first { $0.method == method }?.matched_coherence?.first { $0.level == "C80" }?.trait
+        }
+        func headline(_ method: String) -> Double? { format.rows.first { $0.method == method }?.headline }
+        // 3 persona, 3 format, and A-PSR's relative RMSE against S-Const's and A-Const's on both.
+        #expect(report.claims.count == 10, "\(report.claims)")
+        for claim in report.claims {
+            let numbers: (Double?, Double?)
+            switch claim.score {
+            case "relative_rmse":
+                let rmse = report.targets.first { $0.target == claim.target }?.relative_rmse ?? [:]
+                numbers = (rmse[claim.left_method], rmse[claim.right_method])
+                #expect(claim.holds == (claim.left < claim.right), "\(claim)")
+            case "trait_at_c80":
+                numbers = (c80(claim.left_method), c80(claim.right_method))
+                let strict = claim.left_method == "s-psr-mse" && claim.right_method == "s-const-mse"
+                #expect(claim.holds == (strict ? claim.left > claim.right : claim.left >= claim.right), "\(claim)")
+            default:
+                numbers = (headline(claim.left_method), headline(claim.right_method))
+                #expect(claim.holds == (claim.left >= claim.right), "\(claim)")
+            }
+            #expect(numbers.0 == claim.left && numbers.1 == claim.right, "\(claim)")
+        }
+        for target in report.targets {
+            for method in trained { #expect(target.relative_rmse[method].map { $0 > 0 && $0.isFinite } == true, "\(target.target) \(method)") }
+        }
+        let text = try String(contentsOfFile: markdown, encoding: .utf8)
+        for label in ["| A-PSR(MSE) |", "| S-PSR(LL) |", "| A-Const(MSE) |", "| prompt + A-PSR(MSE) |", "TA@C80", "| holds |"] {
+            #expect(text.contains(label), "\(label) missing from:\n\(text)")
+        }
+        #expect(result.stderr.contains("trained A-PSR(MSE)"), "\(result.stderr)")
+        try LabCommandTests.expectOneLineError(["lab", "compare", "--methods", "diffmean,b-psr"], containing: ["--methods", "b-psr"])
     }
 
     @Test func evalSteersWithAFileAndSweeps() throws {
