@@ -118,7 +118,10 @@ def main() -> int:
             handles.append(layer.register_forward_hook(make(i)))
         try:
             ids, mask = batch(seqs)
-            logits = model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=0 if args.workload == "ll" else 1).logits
+            # Logits only where the loss reads them, as Tiller computes them: every x has the same
+            # length, so y' is predicted from the same positions in every sequence.
+            keep = torch.arange(X - 1, X - 1 + Y) if args.workload == "ll" else 1
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=keep).logits
         finally:
             for h in handles:
                 h.remove()
@@ -144,7 +147,7 @@ def main() -> int:
             _, logits = run(xy, steer=True)
             loss, count = 0, sum(len(y) for _, _, y in data)
             for b, (x, _, y) in enumerate(data):
-                lp = torch.log_softmax(logits[b, len(x) - 1:len(x) - 1 + len(y)], dim=-1)
+                lp = torch.log_softmax(logits[b], dim=-1)
                 loss = loss - lp[torch.arange(len(y)), torch.tensor(y)].sum()
             loss = loss / count
         loss.backward()
