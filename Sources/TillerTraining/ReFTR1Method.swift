@@ -6,9 +6,6 @@ import TillerSteering
 /// layer (ascending) one direction w [d], trained through `ReFTR1Evaluator`, written as the
 /// constant head z = (largest latent over the training triplets) * w that AxBench steers with.
 final class ReFTR1Method: TrainedMethod {
-    /// AxBench's fallback scale for a direction that never fires (Model.pre_compute_mean_activations).
-    static let deadDirectionScale: Float = 50
-
     let recipe: TrainingRecipe
     let hiddenSize: Int
     let evaluator: ReFTR1Evaluator
@@ -86,6 +83,6 @@ final class ReFTR1Method: TrainedMethod {
     func steeringFile(_ parameters: [Double], training: [TrainingTriplet]) throws -> Intervention {
         evaluator.directions = Self.directions(parameters, recipe: recipe, hiddenSize: hiddenSize)
         maxLatents = try evaluator.maxLatents(training)
-        return intervention(parameters, scales: maxLatents.mapValues { $0 > 0 ? $0 : Self.deadDirectionScale })
+        return intervention(parameters, scales: maxLatents.mapValues { $0 > 0 ? $0 : TrainingMethod.reftDeadDirectionScale })
     }
 }

@@ -12,10 +12,13 @@ public enum TrainingMethod: String, Codable, Sendable, CaseIterable {
     /// written as a constant head (docs/training.md).
     case reftR1 = "reft-r1"
 
-    /// AxBench's ReFT-r1 recipe (its LsReFT sweeps): k, the L1 weight, learning rate, no weight
-    /// decay, 3 epochs. The paper's for PSR and Const (psr-method.md section 3).
+    /// ReFT-r1's defaults are AxBench's (its LsReFT sweeps): k 8, L1 weight 0.005, learning rate
+    /// 0.01, no weight decay, 3 epochs; PSR's and Const's are the paper's (psr-method.md section 3).
     public static let reftTopK = 8
     public static let reftL1Coefficient = 0.005
+    /// The scale of a ReFT-r1 direction whose latent never fires on the training triplets
+    /// (AxBench's fallback in Model.pre_compute_mean_activations).
+    public static let reftDeadDirectionScale: Float = 50
 
     public var defaultLearningRate: Double { self == .reftR1 ? 0.01 : 1e-3 }
     public var defaultWeightDecay: Double { self == .reftR1 ? 0 : 1e-6 }
