@@ -103,3 +103,92 @@ int tiller_gated_activation_isa(const char *isa, int kind, const float *gate, co
     fn(kind, gate, up, out, n);
     return 0;
 }
+
+// The backward: gradGate = gradOut * up * act'(gate), gradUp = gradOut * act(gate). Both
+// activations are x * sigmoid(y) (GELU's 0.5 (1 + tanh u) is sigmoid(2u)), with 1 - sigmoid(y)
+// taken as e * sigmoid(y), e = exp(-y), so neither tail cancels and tiny results keep their digits.
+
+AI void vsilu_slope(v16f x, v16f *value, v16f *slope) {
+    v16f e = vexp(-x);
+    v16f s = 1 / (1 + e);
+    *value = x * s;
+    *slope = s * (1 + x * e * s);
+}
+
+AI void vgelu_tanh_slope(v16f x, v16f *value, v16f *slope) {
+    v16f x2 = x * x;
+    v16f u = 0.7978845608f * (x + 0.044715f * x2 * x);
+    v16f e = vexp(-2 * u);
+    v16f s = 1 / (1 + e);
+    v16f du = 0.7978845608f * (1 + 0.134145f * x2);  // du / dx
+    *value = x * s;
+    *slope = s + 2 * x * s * (e * s) * du;
+}
+
+AI void backward_vector(int kind, v16f g, v16f u, v16f d, v16f *dgate, v16f *dup) {
+    v16f value, slope;
+    if (kind == 0) vsilu_slope(g, &value, &slope); else vgelu_tanh_slope(g, &value, &slope);
+    *dgate = d * u * slope;
+    *dup = d * value;
+}
+
+AI void backward_body(int kind, const float *gate, const float *up, const float *grad, float *dgate, float *dup, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v16f g, u, d, a, b;
+        memcpy(&g, gate + i, sizeof g);
+        memcpy(&u, up + i, sizeof u);
+        memcpy(&d, grad + i, sizeof d);
+        backward_vector(kind, g, u, d, &a, &b);
+        memcpy(dgate + i, &a, sizeof a);
+        memcpy(dup + i, &b, sizeof b);
+    }
+    if (i < n) {
+        v16f g = {0}, u = {0}, d = {0}, a, b;
+        for (long j = 0; j < n - i; j++) { g[j] = gate[i + j]; u[j] = up[i + j]; d[j] = grad[i + j]; }
+        backward_vector(kind, g, u, d, &a, &b);
+        for (long j = 0; j < n - i; j++) { dgate[i + j] = a[j]; dup[i + j] = b[j]; }
+    }
+}
+
+typedef void (*backward_fn)(int, const float *, const float *, const float *, float *, float *, long);
+
+__attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+static void backward_avx512(int kind, const float *g, const float *u, const float *d, float *dg, float *du, long n) {
+    backward_body(kind, g, u, d, dg, du, n);
+}
+
+__attribute__((target("avx2,fma")))
+static void backward_avx2(int kind, const float *g, const float *u, const float *d, float *dg, float *du, long n) {
+    backward_body(kind, g, u, d, dg, du, n);
+}
+
+static void backward_baseline(int kind, const float *g, const float *u, const float *d, float *dg, float *du, long n) {
+    backward_body(kind, g, u, d, dg, du, n);
+}
+
+static backward_fn backward_for_isa(const char *isa) {
+    act_fn forward = for_isa(isa);
+    if (!forward) return NULL;
+    return forward == act_avx512 ? backward_avx512 : forward == act_avx2 ? backward_avx2 : backward_baseline;
+}
+
+static backward_fn chosen_backward;
+
+void tiller_gated_activation_backward(int kind, const float *gate, const float *up, const float *grad_out,
+                                      float *grad_gate, float *grad_up, long n) {
+    backward_fn fn = __atomic_load_n(&chosen_backward, __ATOMIC_ACQUIRE);
+    if (!fn) {
+        fn = backward_for_isa(NULL);
+        __atomic_store_n(&chosen_backward, fn, __ATOMIC_RELEASE);
+    }
+    fn(kind, gate, up, grad_out, grad_gate, grad_up, n);
+}
+
+int tiller_gated_activation_backward_isa(const char *isa, int kind, const float *gate, const float *up, const float *grad_out,
+                                         float *grad_gate, float *grad_up, long n) {
+    backward_fn fn = backward_for_isa(isa);
+    if (!fn) return -1;
+    fn(kind, gate, up, grad_out, grad_gate, grad_up, n);
+    return 0;
+}

@@ -1,11 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CTillerKernels
 import TillerCore
 
 /// The CPU backend's backward ops: attention in CPUAttentionBackward.swift, the PSR head in
 /// CPUPSRHeadBackward.swift, cross-entropy in CPUCrossEntropy.swift, the elementwise ones here
-/// (SIMD Swift over `Parallel.chunks`, as the forward's).
+/// over `Parallel.chunks`, as the forward's: SIMD Swift, the gated activations in C.
 extension CPUBackend: GradientBackend {
     public func rmsNormBackward(_ x: Tensor, weight: Tensor, eps: Float, unitOffset: Bool, gradOut: Tensor, gradX: Tensor) throws {
         let op = "rmsNormBackward"
@@ -26,12 +27,11 @@ extension CPUBackend: GradientBackend {
         try GradientShapes.gatedActivationBackward(gate: gate, up: up, gradOut: gradOut, gradGate: gradGate, gradUp: gradUp)
         let gp = try floats(op, gate), up = try floats(op, up), gradp = try floats(op, gradOut)
         let dgp = try floats(op, gradGate), dup = try floats(op, gradUp)
+        // The C kernel (this CPU's widest vectors, as the forward) in cache-sized slices across cores.
+        let code: Int32 = kind == .silu ? 0 : 1
         Parallel.chunks(gate.count, grain: Self.elementGrain) { r in
             let o = r.lowerBound
-            switch kind {
-            case .silu: gatedBackward(gp + o, up + o, gradp + o, dgp + o, dup + o, r.count, siluAndSlope)
-            case .geluTanh: gatedBackward(gp + o, up + o, gradp + o, dgp + o, dup + o, r.count, geluTanhAndSlope)
-            }
+            tiller_gated_activation_backward(code, gp + o, up + o, gradp + o, dgp + o, dup + o, r.count)
         }
     }
 
@@ -43,8 +43,11 @@ extension CPUBackend: GradientBackend {
         Parallel.chunks(x.count, grain: Self.elementGrain) { r in
             let o = r.lowerBound
             Self.zipVectors(xp + o, gp + o, dxp + o, r.count) { x, g in
-                let th = vtanh(x * inverseCap)
-                return g * (1 - th * th)
+                // 1 - tanh(y)^2 as 4 e / (1 + e)^2, e = exp(-2|y|): no cancellation where the cap saturates.
+                let y = x * inverseCap
+                let e = vexp(-2 * y.replacing(with: -y, where: y .< 0))
+                let s = 1 / (1 + e)
+                return g * (4 * e * s * s)
             }
         }
     }
@@ -110,44 +113,4 @@ typealias DoubleVec = SIMD8<Double>
         i += 8
     }
     while i < d { dx[i] = Float(inverse * (Double(g[i]) * Double(w[i]) - Double(x[i]) * along)); i += 1 }
-}
-
-/// SiLU and its slope: x s and s (1 + x (1 - s)), s = sigmoid(x).
-@inline(__always) func siluAndSlope(_ x: Vec) -> (value: Vec, slope: Vec) {
-    let sigmoid = 1 / (1 + vexp(-x))
-    return (x * sigmoid, sigmoid * (1 + x * (1 - sigmoid)))
-}
-
-/// tanh-approximated GELU and its slope.
-@inline(__always) func geluTanhAndSlope(_ x: Vec) -> (value: Vec, slope: Vec) {
-    let c: Float = 0.797_884_560_8 // sqrt(2 / pi)
-    let x2: Vec = x * x
-    let inner: Vec = c * (x + 0.044715 * x2 * x)
-    let th = vtanh(inner)
-    let half: Vec = 0.5 * (1 + th)
-    let innerSlope: Vec = c * (1 + 0.134145 * x2) // d inner / dx
-    let tanhSlope: Vec = 1 - th * th
-    return (x * half, half + 0.5 * x * tanhSlope * innerSlope)
-}
-
-/// gradGate = gradOut * up * act'(gate), gradUp = gradOut * act(gate) over n values.
-@inline(__always) func gatedBackward(_ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ gradOut: UnsafePointer<Float>,
-                                     _ gradGate: UnsafeMutablePointer<Float>, _ gradUp: UnsafeMutablePointer<Float>, _ n: Int,
-                                     _ activation: (Vec) -> (value: Vec, slope: Vec)) {
-    var i = 0
-    while i + 16 <= n {
-        let (value, slope) = activation(loadVec(gate + i))
-        let g = loadVec(gradOut + i)
-        storeVec(g * loadVec(up + i) * slope, gradGate + i)
-        storeVec(g * value, gradUp + i)
-        i += 16
-    }
-    if i < n {
-        // The tail through zero-padded vectors.
-        var x = Vec(), u = Vec(), g = Vec()
-        for j in 0..<(n - i) { x[j] = gate[i + j]; u[j] = up[i + j]; g[j] = gradOut[i + j] }
-        let (value, slope) = activation(x)
-        let dGate = g * u * slope, dUp = g * value
-        for j in 0..<(n - i) { gradGate[i + j] = dGate[j]; gradUp[i + j] = dUp[j] }
-    }
 }

@@ -130,3 +130,34 @@ extension KernelISATests {
         }
     }
 }
+
+extension KernelISATests {
+    /// The gated activations' backward of each build against the derivatives in Double, on
+    /// lengths with tails and inputs from deep negative to large positive (away from the slopes'
+    /// roots, where f32's error is absolute).
+    @Test(arguments: ["avx512", "avx2", "baseline"])
+    func gatedActivationBackwardMatchesDouble(isa: String) {
+        var rng = SplitMix64(seed: 0x6A7F)
+        for kind: Int32 in [0, 1] {
+            for n in [1, 15, 16, 33, 1000] {
+                let gate = rng.uniforms(n, -30, 30).map { abs($0 + 1) < 0.5 ? $0 + 2 : $0 }
+                let up = rng.uniforms(n, -2, 2), grad = rng.uniforms(n, -1, 1)
+                var gradGate = [Float](repeating: .nan, count: n), gradUp = gradGate
+                if tiller_gated_activation_backward_isa(isa, kind, gate, up, grad, &gradGate, &gradUp, n) != 0 { return }
+                for i in 0..<n {
+                    let x = Double(gate[i]), value: Double, slope: Double
+                    if kind == 0 {
+                        let s = 1 / (1 + exp(-x))
+                        (value, slope) = (x * s, s * (1 + x * (1 - s)))
+                    } else {
+                        let c = 0.7978845608028654, th = tanh(c * (x + 0.044715 * x * x * x))
+                        (value, slope) = (0.5 * x * (1 + th), 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * c * (1 + 3 * 0.044715 * x * x))
+                    }
+                    let wantGate = Double(grad[i]) * Double(up[i]) * slope, wantUp = Double(grad[i]) * value
+                    #expect(abs(Double(gradGate[i]) - wantGate) <= 1e-5 * abs(wantGate) + 1e-6, "\(isa) kind \(kind) n=\(n) x=\(gate[i]): gradGate \(gradGate[i]) vs \(wantGate)")
+                    #expect(abs(Double(gradUp[i]) - wantUp) <= 1e-5 * abs(wantUp) + 1e-6, "\(isa) kind \(kind) n=\(n) x=\(gate[i]): gradUp \(gradUp[i]) vs \(wantUp)")
+                }
+            }
+        }
+    }
+}

@@ -58,6 +58,14 @@ void tiller_gated_activation(int kind, const float *gate, const float *up, float
 /// The same for a named instruction set, for tests; returns -1 when this CPU lacks it.
 int tiller_gated_activation_isa(const char *isa, int kind, const float *gate, const float *up, float *out, long n);
 
+/// The adjoint of tiller_gated_activation for i < n: grad_gate[i] = grad_out[i] * up[i] * act'(gate[i]),
+/// grad_up[i] = grad_out[i] * act(gate[i]). The outputs may alias the inputs of the same index.
+void tiller_gated_activation_backward(int kind, const float *gate, const float *up, const float *grad_out,
+                                      float *grad_gate, float *grad_up, long n);
+/// The same for a named instruction set, for tests; returns -1 when this CPU lacks it.
+int tiller_gated_activation_backward_isa(const char *isa, int kind, const float *gate, const float *up, const float *grad_out,
+                                         float *grad_gate, float *grad_up, long n);
+
 typedef void (*tiller_task_fn)(void *context, long task);
 /// Runs fn(context, t) for every t < tasks on the calling thread and the pool's workers (one per
 /// other online CPU, started on first use) and returns when all have finished. Returns -1 without
