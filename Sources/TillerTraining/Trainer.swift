@@ -12,8 +12,8 @@ public struct TrainingProgress: Sendable {
     public var tokensPerSecond: Double
 }
 
-/// Trains a steering file's heads on triplets by minimising the objectives of docs/training.md
-/// with AdamW (`AdamW`, shared with `tiller fit`): mini-batches of padded sequences in an order
+/// Trains a steering file's heads (PSR, Const) or ReFT-r1's directions (a `TrainedMethod`) on
+/// triplets by minimising the objectives of docs/training.md with AdamW (`AdamW`, shared with `tiller fit`): mini-batches of padded sequences in an order
 /// shuffled per epoch by the seed, the learning rate decayed linearly to 0 over every step, the dev
 /// loss after each epoch. Deterministic for a seed on a given backend; a checkpoint continues the
 /// run exactly (the shuffle of an epoch depends on the seed and the epoch alone).

@@ -163,7 +163,8 @@ struct Train: ParsableCommand {
         let recipe = TrainingRecipe(method: TrainingMethod(rawValue: method)!, objective: Objective(rawValue: objective)!, layers: chosen,
                                     location: SteeringLocation(name: location)!, epochs: epochs, batchSize: batchSize,
                                     learningRate: learningRate, weightDecay: weightDecay, regularizer: regularizer,
-                                    topK: topk, l1Coefficient: l1Coefficient, normalizeMSE: normalizeMSE, devShare: devShare, scoreThreshold: scoreThreshold, seed: seed,
+                                    topK: topk, l1Coefficient: l1Coefficient, normalizeMSE: normalizeMSE, devShare: devShare,
+                                    scoreThreshold: scoreThreshold, seed: seed,
                                     dataHash: TrainingRecipe.hash(train + dev))
         var checkpoint: TrainingCheckpoint?
         if resume {
@@ -216,7 +217,7 @@ struct Train: ParsableCommand {
         recipeJSON += ",\"final_train_loss\":\(final?.trainLoss ?? .nan),\"final_dev_loss\":\(final?.devLoss.map { "\($0)" } ?? "null")"
         if let maxima = trainer.maxLatents {
             // ReFT-r1's scale per layer, as measured (a value not above 0 took AxBench's fallback).
-            recipeJSON += ",\"max_latents\":{" + maxima.keys.sorted().map { "\"\($0)\":\(maxima[$0]!)" }.joined(separator: ",") + "}"
+            recipeJSON += ",\"max_latents\":{" + maxima.keys.sorted().map { "\"\($0)\":\(maxima[$0]!.isFinite ? "\(maxima[$0]!)" : "null")" }.joined(separator: ",") + "}"
             for (layer, value) in maxima.sorted(by: { $0.key < $1.key }) {
                 if value > 0 {
                     printError("tiller: layer \(layer): the largest latent on the training triplets is \(value): the constant head is w times it")
