@@ -49,11 +49,14 @@ final class ReFTR1Method: TrainedMethod {
     /// (torch.nn.utils.clip_grad_norm_), then each w set to unit norm and the gradient's component
     /// along it removed, so the optimiser moves w on the sphere (to first order).
     func beforeStep(_ parameters: inout [Double], gradient: inout [Double]) {
-        let d = hiddenSize
+        Self.axbenchStep(&parameters, gradient: &gradient, layers: recipe.layers.count, hiddenSize: hiddenSize)
+    }
+
+    static func axbenchStep(_ parameters: inout [Double], gradient: inout [Double], layers: Int, hiddenSize d: Int) {
         let norm = gradient.reduce(0) { $0 + $1 * $1 }.squareRoot()
         let clip = min(1, 1 / (norm + 1e-6))
         for i in gradient.indices { gradient[i] *= clip }
-        for layer in recipe.layers.indices {
+        for layer in 0..<layers {
             let range = (layer * d)..<((layer + 1) * d)
             let length = range.reduce(0) { $0 + parameters[$1] * parameters[$1] }.squareRoot() + Double(Float.ulpOfOne)
             for i in range { parameters[i] /= length }
