@@ -1,9 +1,13 @@
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `tiller train --method reft-r1` on the lab model: AxBench's ReFT-r1 trains, writes a constant
 /// head z = (largest latent) * w whose held-out likelihood beats the bare model and the untrained
-/// direction, the same file for a seed; its flags are refused with the other methods.
+/// direction, the same file for a seed and after an interruption and --resume; its flags are
+/// refused with the other methods.
 @Suite struct ReFTR1TrainTests {
     typealias S = SteeringCommandTests
     typealias T = TrainCommandTests
@@ -50,6 +54,31 @@ import Testing
         let trainedLoss = try T.loss(trained, data.dev, "ll"), startLoss = try T.loss(start, data.dev, "ll")
         let bareLoss = try T.loss(trained, bareDev, "ll")
         #expect(trainedLoss < startLoss && trainedLoss < bareLoss, "held-out LL: trained \(trainedLoss), untrained \(startLoss), bare \(bareLoss)")
+    }
+
+    @Test func resumesWhereAnUninterruptedRunEnds() throws {
+        let data = try T.shared.get()
+        let dir = data.dir
+        // The L1 weight ramps with the optimiser's step, which the checkpoint carries.
+        let args = ["train", "--method", "reft-r1", "--objective", "ll", "--layers", "1,3", "--model", S.labModel, "--triplets", data.small,
+                    "--epochs", "12", "--batch-size", "4", "--l1-coefficient", "0.5", "--backend", "cpu"]
+        let whole = dir.file("reft-whole.safetensors"), stopped = dir.file("reft-stopped.safetensors")
+        try S.ok(args + ["--out", whole])
+        let process = Process()
+        process.executableURL = TillerProcess.binary
+        process.arguments = args + ["--out", stopped]
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let checkpoint = stopped + ".checkpoint.json"
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: checkpoint) && process.isRunning && Date() < deadline { usleep(5_000) }
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130 && FileManager.default.fileExists(atPath: checkpoint))
+        let resumed = try S.ok(args + ["--out", stopped, "--resume"])
+        #expect(resumed.stderr.contains("resuming at epoch"), "\(resumed.stderr)")
+        #expect(try T.tensors(stopped) == T.tensors(whole), "resumed: the file differs from an uninterrupted run's")
     }
 
     @Test func flagsBelongToTheirMethod() throws {
