@@ -20,18 +20,6 @@ final class HeadTrainingHook: ResidualGradientHook {
     let gradients: [Int: PSRHeadGradients]
     let mse: MSETerms?
 
-    /// The MSE's terms in one batch: the compared rows of the steered pass and, per compared
-    /// layer, minus the prompted stream at the aligned rows.
-    struct MSETerms {
-        let rows: Tensor
-        let negatedTargets: [Int: Tensor]
-        /// d(loss)/d(difference) = 2 / (all compared positions) * difference.
-        let gradientScale: Float
-        /// Layer -> each compared row's squared distance, written by the backward.
-        let squaredDistances: [Int: Tensor]
-        let differences: Tensor
-    }
-
     init(heads: [Int: PSRHeads], headIndex: Tensor, alpha: Tensor, rows n: Int, mse: MSETerms?, backend: Backend) throws {
         self.heads = heads
         self.headIndex = headIndex
@@ -54,13 +42,7 @@ final class HeadTrainingHook: ResidualGradientHook {
 
     func afterBlockBackward(_ layer: Int, residual: Tensor, steered: Tensor, gradient: Tensor,
                             step: ForwardStep, backend be: any GradientBackend) throws {
-        if let mse, let negated = mse.negatedTargets[layer] {
-            try be.gatherRows(steered, indices: mse.rows, out: mse.differences)
-            try be.add(mse.differences, negated, out: mse.differences)
-            try be.rowDot(mse.differences, mse.differences, out: mse.squaredDistances[layer]!)
-            try be.scale(mse.differences, by: mse.gradientScale, out: mse.differences)
-            try be.scatterAddRows(mse.differences, indices: mse.rows, into: gradient)
-        }
+        try mse?.addGradient(layer, steered: steered, gradient: gradient, backend: be)
         if let head = heads[layer] {
             try be.psrHeadBackward(residual, heads: head, headIndex: headIndex, alpha: alpha, gradLambda: lambdaGradients[layer],
                                    gradient: gradient, gradients: gradients[layer]!)

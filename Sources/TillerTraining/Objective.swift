@@ -42,12 +42,12 @@ public struct ObjectiveResult: Sendable {
     public var loss: Double
     /// L: the MSE or the mean negative log-likelihood.
     public var objective: Double
-    /// R: (1 / n) sum_i sum_k max(0, 1 - sum_{t in P_i} lambda_{k,t}).
+    /// R: (1 / n) sum_i sum_k max(0, 1 - sum_{t in P_i} lambda_{k,t}); for ReFT-r1 its L1 term.
     public var regularizer: Double
     public var triplets: Int
     /// Positions the objective averages over: compared positions (MSE) or tokens of y' (LL).
     public var positions: Int
-    /// Layer -> dLoss/d(w, bias, z) of that layer's head.
+    /// Layer -> dLoss/d(w, bias, z) of that layer's head (ReFT-r1: w alone, bias 0 and z empty).
     public var gradients: [Int: HeadGradient]
 }
 

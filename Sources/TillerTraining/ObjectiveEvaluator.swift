@@ -39,17 +39,7 @@ public final class ObjectiveEvaluator {
 
     public func evaluate(_ triplets: [TrainingTriplet]) throws -> ObjectiveResult {
         guard !triplets.isEmpty else { throw TillerError.invalidArgument(op: "loss", detail: "no triplets") }
-        let location = intervention.location
-        let positions: Int
-        switch objective {
-        case .mse: positions = triplets.reduce(0) { $0 + $1.comparedPositions(location).count }
-        case .ll: positions = triplets.reduce(0) { $0 + $1.ids.completion.count }
-        }
-        guard positions > 0 else {
-            throw TillerError.invalidArgument(op: "loss", detail: objective == .mse
-                ? "no triplet has a steered position in the suffix xy' shares with x'y': nothing to compare"
-                : "every completion is empty: no token to score")
-        }
+        let positions = try objective.positions(triplets, location: intervention.location)
         let d = model.hiddenSize
         var result = ObjectiveResult(loss: 0, objective: 0, regularizer: 0, triplets: triplets.count, positions: positions, gradients: [:])
         var sums: [Int: (w: [Double], bias: Double, z: [Double])] = [:]
@@ -67,106 +57,54 @@ public final class ObjectiveEvaluator {
             start += batchSize
         }
         result.loss = result.objective + Double(regularizerWeight) * result.regularizer
-        guard result.loss.isFinite else {
-            throw TillerError.invalidArgument(op: "loss", detail: "the loss is not finite (\(result.loss)): the steered activations overflowed (a huge alpha or z?)")
-        }
+        try Self.checkFinite(result.loss)
         for (layer, s) in sums {
             result.gradients[layer] = HeadGradient(w: s.w.map(Float.init), bias: Float(s.bias), z: s.z.map(Float.init))
         }
         return result
     }
 
+    static func checkFinite(_ loss: Double) throws {
+        guard loss.isFinite else {
+            throw TillerError.invalidArgument(op: "loss", detail: "the loss is not finite (\(loss)): the steered activations overflowed (a huge alpha or z?)")
+        }
+    }
+
     /// One padded batch's share of the objective, the regularizer and the gradients.
-    private func evaluateBatch(_ batch: [TrainingTriplet], positions: Int, tripletCount: Int) throws
+    private func evaluateBatch(_ triplets: [TrainingTriplet], positions: Int, tripletCount: Int) throws
         -> (objective: Double, regularizer: Double, gradients: [Int: HeadGradient]) {
-        let be = model.backend, d = model.hiddenSize, location = intervention.location
-        let sequences = batch.map(\.ids.unsteeredSequence)
-        let b = batch.count, t = sequences.map(\.count).max()!, n = b * t
-        var headIndex = [Int32](repeating: -1, count: n), alphas = [Float](repeating: 0, count: n)
-        var steeredRows: [[Int]] = []
-        for (i, triplet) in batch.enumerated() {
-            let rows = triplet.steeredPositions(location).map { i * t + $0 }
-            for row in rows {
-                headIndex[row] = 0
-                alphas[row] = intervention.alpha * triplet.alpha
-            }
-            steeredRows.append(rows)
+        let be = model.backend, d = model.hiddenSize
+        let batch = TrainingBatch(triplets, location: intervention.location)
+        let n = batch.rows
+        var alphas = [Float](repeating: 0, count: n)
+        for (triplet, rows) in zip(triplets, batch.steeredRows) {
+            for row in rows { alphas[row] = intervention.alpha * triplet.alpha }
         }
         var heads: [Int: PSRHeads] = [:]
         for (layer, head) in intervention.heads {
             heads[layer] = PSRHeads(w: try be.tensor(head.w, shape: [1, d]), bias: try be.tensor([head.bias], shape: [1]),
                                     z: try be.tensor(head.z, shape: [1, d]), activation: try be.tensor(ints: [head.activation.rawValue], shape: [1]))
         }
-
-        var mse: HeadTrainingHook.MSETerms?
-        if objective == .mse {
-            let prompted = batch.map(\.ids.steeredSequence)
-            let tp = prompted.map(\.count).max()!
-            var rows: [Int32] = [], promptedRows: [Int32] = []
-            for (i, triplet) in batch.enumerated() {
-                for (steered, aligned) in triplet.comparedPositions(location) {
-                    rows.append(Int32(i * t + steered))
-                    promptedRows.append(Int32(i * tp + aligned))
-                }
-            }
-            if !rows.isEmpty {
-                // The prompted run: no intervention, no gradient; only the compared rows are kept.
-                let saved = try model.trainingForward(prompted)
-                let promptedIndex = try be.tensor(ints: promptedRows, shape: [promptedRows.count])
-                var negated: [Int: Tensor] = [:], squared: [Int: Tensor] = [:]
-                for layer in comparedLayers {
-                    let target = try be.empty([rows.count, d])
-                    try be.gatherRows(saved.residual(after: layer), indices: promptedIndex, out: target)
-                    try be.scale(target, by: -1, out: target)
-                    negated[layer] = target
-                    squared[layer] = try be.empty([rows.count])
-                }
-                mse = .init(rows: try be.tensor(ints: rows, shape: [rows.count]), negatedTargets: negated,
-                            gradientScale: Float(2 * objectiveScale / Double(positions)), squaredDistances: squared, differences: try be.empty([rows.count, d]))
-            }
-        }
-
-        let hook = try HeadTrainingHook(heads: heads, headIndex: try be.tensor(ints: headIndex, shape: [n]),
-                                        alpha: try be.tensor(alphas, shape: [n]), rows: n, mse: mse, backend: be)
-        let saved = try model.trainingForward(sequences, hook: hook)
+        let mse = objective == .mse
+            ? try batch.mseTerms(model, layers: comparedLayers, gradientScale: Float(2 * objectiveScale / Double(positions))) : nil
+        let hook = try HeadTrainingHook(heads: heads, headIndex: try batch.headIndex(be), alpha: try be.tensor(alphas, shape: [n]),
+                                        rows: n, mse: mse, backend: be)
 
         // The regularizer, on the host from each head's lambdas: a sequence whose lambdas sum
         // below 1 pulls each of its steered rows' lambda up by C / n.
         var regularizer = 0.0
-        for layer in intervention.layers {
-            let lambda = try be.floats(hook.lambdas[layer]!)
-            var gradient = [Float](repeating: 0, count: n)
-            for rows in steeredRows {
-                let total = rows.reduce(0.0) { $0 + Double(lambda[$1]) }
-                guard 1 - total > 0 else { continue }
-                regularizer += (1 - total) / Double(tripletCount)
-                for row in rows { gradient[row] = -regularizerWeight / Float(tripletCount) }
-            }
-            if regularizerWeight != 0 { hook.lambdaGradients[layer] = try be.tensor(gradient, shape: [n]) }
-        }
-
-        let gradient = try be.tensor([Float](repeating: 0, count: n * d), shape: [n, d])
-        var objectiveValue = 0.0
-        if objective == .ll {
-            var rows: [Int32] = [], targets: [Int32] = []
-            for (i, triplet) in batch.enumerated() {
-                let prompt = triplet.ids.unsteeredPrompt.count
-                for (j, token) in triplet.ids.completion.enumerated() {
-                    rows.append(Int32(i * t + prompt - 1 + j))
-                    targets.append(token)
+        let objectiveValue = try batch.run(model, objective: objective, hook: hook, mse: mse, lowest: intervention.layers.first!,
+                                           positions: positions, objectiveScale: objectiveScale) {
+            for layer in intervention.layers {
+                let lambda = try be.floats(hook.lambdas[layer]!)
+                var gradient = [Float](repeating: 0, count: n)
+                for rows in batch.steeredRows {
+                    let total = rows.reduce(0.0) { $0 + Double(lambda[$1]) }
+                    guard 1 - total > 0 else { continue }
+                    regularizer += (1 - total) / Double(tripletCount)
+                    for row in rows { gradient[row] = -regularizerWeight / Float(tripletCount) }
                 }
-            }
-            if !rows.isEmpty {
-                let scale = Float(objectiveScale / Double(positions))
-                let losses = try model.logitLoss(saved, rows: rows, targets: targets, scales: [Float](repeating: scale, count: rows.count),
-                                                 gradient: gradient)
-                objectiveValue = losses.reduce(0.0) { $0 + Double($1) } / Double(positions)
-            }
-        }
-        try model.backward(saved, gradient: gradient, hook: hook, lowest: intervention.layers.first!)
-        if let mse {
-            for layer in comparedLayers {
-                objectiveValue += try be.floats(mse.squaredDistances[layer]!).reduce(0.0) { $0 + Double($1) } / Double(positions)
+                if regularizerWeight != 0 { hook.lambdaGradients[layer] = try be.tensor(gradient, shape: [n]) }
             }
         }
         var gradients: [Int: HeadGradient] = [:]

@@ -12,8 +12,8 @@ public struct TrainingProgress: Sendable {
     public var tokensPerSecond: Double
 }
 
-/// Trains a steering file's heads on triplets by minimising the objectives of docs/training.md
-/// with AdamW (`AdamW`, shared with `tiller fit`): mini-batches of padded sequences in an order
+/// Trains a steering file's heads (PSR, Const) or ReFT-r1's directions (a `TrainedMethod`) on
+/// triplets by minimising the objectives of docs/training.md with AdamW (`AdamW`, shared with `tiller fit`): mini-batches of padded sequences in an order
 /// shuffled per epoch by the seed, the learning rate decayed linearly to 0 over every step, the dev
 /// loss after each epoch. Deterministic for a seed on a given backend; a checkpoint continues the
 /// run exactly (the shuffle of an epoch depends on the seed and the epoch alone).
@@ -22,7 +22,7 @@ public final class Trainer {
     public let recipe: TrainingRecipe
     public let train: [TrainingTriplet]
     public let dev: [TrainingTriplet]
-    let evaluator: ObjectiveEvaluator
+    let method: TrainedMethod
     public private(set) var state: TrainingCheckpoint
 
     /// A fresh run (parameters initialised from the seed), or the continuation of `checkpoint`.
@@ -36,11 +36,9 @@ public final class Trainer {
         self.recipe = recipe
         self.train = train
         self.dev = dev
-        let d = model.hiddenSize
         let steps = recipe.epochs * ((train.count + recipe.batchSize - 1) / recipe.batchSize)
-        let initial = Self.initialParameters(recipe, hiddenSize: d)
-        evaluator = try ObjectiveEvaluator(model: model, intervention: Self.intervention(initial, recipe: recipe, hiddenSize: d),
-                                           objective: recipe.objective, regularizerWeight: recipe.regularizer, batchSize: recipe.batchSize)
+        method = recipe.method == .reftR1 ? try ReFTR1Method(model: model, recipe: recipe) : try HeadMethod(model: model, recipe: recipe)
+        let initial = method.initialParameters()
         if let checkpoint {
             guard checkpoint.recipe == recipe else {
                 throw TillerError.invalidArgument(op: "train", detail: "the checkpoint was made by another recipe or other data (\(checkpoint.recipe.method.rawValue), \(checkpoint.recipe.objective.rawValue), layers \(checkpoint.recipe.layers), data \(checkpoint.recipe.dataHash)); remove it or drop --resume")
@@ -54,7 +52,7 @@ public final class Trainer {
                                        optimiser: AdamW(learningRate: recipe.learningRate, weightDecay: recipe.weightDecay, plannedSteps: steps),
                                        mseScale: 1, epochLossSum: 0, epochTokens: 0, epochSeconds: 0, history: [])
             if recipe.objective == .mse && recipe.normalizeMSE {
-                let start = try evaluator.evaluate(train).objective
+                let start = try method.evaluate(train, parameters: initial, objectiveScale: 1, progress: 0).result.objective
                 guard start > 0, start.isFinite else {
                     throw TillerError.invalidArgument(op: "train", detail: "the MSE at the start is \(start): nothing to normalise by")
                 }
@@ -63,35 +61,22 @@ public final class Trainer {
         }
     }
 
-    /// The paper's initialisation: w and b as torch's default nn.Linear(d, 1) (uniform in
-    /// +-1/sqrt(d)), z small and random (uniform in +-0.01); a constant head has w = 0, b = 0.
-    static func initialParameters(_ recipe: TrainingRecipe, hiddenSize d: Int) -> [Double] {
-        var rng = SplitMix64(seed: recipe.seed ^ 0x7EA1_2A17)
-        let bound = 1 / Double(d).squareRoot()
-        var parameters: [Double] = []
-        for _ in recipe.layers {
-            let w = (0..<d).map { _ in Double(rng.uniform(Float(-bound), Float(bound))) }
-            let b = Double(rng.uniform(Float(-bound), Float(bound)))
-            let z = (0..<d).map { _ in Double(rng.uniform(-0.01, 0.01)) }
-            parameters += recipe.method == .const ? [Double](repeating: 0, count: d) + [0] + z : w + [b] + z
-        }
-        return parameters
-    }
+    /// The heads as they stand (ReFT-r1: the direction w as a constant head, unscaled; the file
+    /// a run writes is `steeringFile()`).
+    public var intervention: Intervention { method.intervention(state.parameters) }
 
-    static func intervention(_ parameters: [Double], recipe: TrainingRecipe, hiddenSize d: Int) -> Intervention {
-        var heads: [Int: SteeringHead] = [:]
-        for (i, layer) in recipe.layers.enumerated() {
-            let base = i * (2 * d + 1)
-            heads[layer] = SteeringHead(w: parameters[base..<(base + d)].map(Float.init), bias: Float(parameters[base + d]),
-                                        z: parameters[(base + d + 1)..<(base + 2 * d + 1)].map(Float.init),
-                                        activation: recipe.method.activation)
-        }
-        return Intervention(method: "\(recipe.method.rawValue)-\(recipe.objective.rawValue)", heads: heads,
-                            location: recipe.steeringLocation, alpha: 1)
-    }
+    /// The steering file of the run as it stands: the heads, or ReFT-r1's constant head scaled by
+    /// the largest latent over the training triplets (a forward pass over them).
+    public func steeringFile() throws -> Intervention { try method.steeringFile(state.parameters, training: train) }
 
-    /// The heads as they stand.
-    public var intervention: Intervention { Self.intervention(state.parameters, recipe: recipe, hiddenSize: model.hiddenSize) }
+    /// ReFT-r1: each layer's largest latent measured by the last `steeringFile()` (nil for the
+    /// other methods); a value not above 0 means the file used AxBench's fallback scale.
+    public var maxLatents: [Int: Float]? { (method as? ReFTR1Method)?.maxLatents }
+
+    /// Share of the run's optimiser steps taken.
+    private var stepShare: Double {
+        state.optimiser.plannedSteps > 0 ? Double(state.optimiser.step) / Double(state.optimiser.plannedSteps) : 0
+    }
 
     /// The batches of an epoch: the training triplets in an order that depends on the seed and
     /// the epoch alone.
@@ -105,13 +90,13 @@ public final class Trainer {
     /// The loss on the held-out triplets at the current parameters.
     public func devLoss() throws -> Double? {
         guard !dev.isEmpty else { return nil }
-        evaluator.intervention = intervention
-        evaluator.objectiveScale = state.mseScale
-        return try scaled(evaluator.evaluate(dev))
+        return try scaled(method.evaluate(dev, parameters: state.parameters, objectiveScale: state.mseScale, progress: stepShare).result)
     }
 
+    /// The loss as trained: the objective normalised when the recipe says so, plus the weighted
+    /// regularizer (or L1 term) the result's loss holds.
     private func scaled(_ result: ObjectiveResult) -> Double {
-        result.objective * state.mseScale + Double(recipe.regularizer) * result.regularizer
+        result.objective * state.mseScale + (result.loss - result.objective)
     }
 
     /// Runs the remaining epochs. `checkpoint` is called with the state after every epoch and when
@@ -120,7 +105,6 @@ public final class Trainer {
     /// last checkpoint written stays the last good one.
     public func run(progress: (TrainingProgress) -> Void = { _ in }, checkpoint: (TrainingCheckpoint) throws -> Void = { _ in },
                     shouldStop: () -> Bool = { false }) throws -> (finished: Bool, history: [EpochRecord]) {
-        let d = model.hiddenSize
         let batches = (train.count + recipe.batchSize - 1) / recipe.batchSize
         while state.epoch < recipe.epochs {
             let order = self.order(epoch: state.epoch)
@@ -132,27 +116,18 @@ public final class Trainer {
                 let started = DispatchTime.now().uptimeNanoseconds
                 let members = order[(state.batch * recipe.batchSize)..<min((state.batch + 1) * recipe.batchSize, train.count)]
                 let batch = members.map { train[$0] }
-                evaluator.intervention = intervention
-                evaluator.objectiveScale = state.mseScale
                 let result: ObjectiveResult
+                var gradient: [Double]
                 do {
-                    result = try evaluator.evaluate(batch)
+                    (result, gradient) = try method.evaluate(batch, parameters: state.parameters, objectiveScale: state.mseScale, progress: stepShare)
                 } catch let error as TillerError {
                     throw TillerError.invalidArgument(op: "train", detail: "epoch \(state.epoch + 1), batch \(state.batch + 1): \(Self.detail(error)); the last checkpoint is the last good state")
-                }
-                var gradient: [Double] = []
-                for layer in recipe.layers {
-                    let g = result.gradients[layer]!
-                    gradient += g.w.map(Double.init) + [Double(g.bias)] + g.z.map(Double.init)
                 }
                 guard gradient.allSatisfy(\.isFinite) else {
                     throw TillerError.invalidArgument(op: "train", detail: "epoch \(state.epoch + 1), batch \(state.batch + 1): the gradient is not finite; the last checkpoint is the last good state")
                 }
-                if recipe.method == .const {
-                    // A constant head reads nothing: only z moves (w and b get zero gradients anyway).
-                    for i in 0..<recipe.layers.count { for j in 0...d { gradient[i * (2 * d + 1) + j] = 0 } }
-                }
                 var parameters = state.parameters
+                method.beforeStep(&parameters, gradient: &gradient)
                 try state.optimiser.update(&parameters, gradient: gradient)
                 state.parameters = parameters
                 state.batch += 1

@@ -7,8 +7,22 @@ public enum TrainingMethod: String, Codable, Sendable, CaseIterable {
     case psr
     /// lambda = 1: the same directions with a constant coefficient (S-Const, A-Const).
     case const
+    /// AxBench's ReFT-r1: one direction w per layer, steering during training by the mean of each
+    /// sequence's top-k latents ReLU(w . h) times w, with an L1 penalty on the other latents;
+    /// written as a constant head (docs/training.md).
+    case reftR1 = "reft-r1"
 
-    var activation: PSRActivation { self == .psr ? .relu : .constant }
+    /// ReFT-r1's defaults are AxBench's (its LsReFT sweeps): k 8, L1 weight 0.005, learning rate
+    /// 0.01, no weight decay, 3 epochs; PSR's and Const's are the paper's (psr-method.md section 3).
+    public static let reftTopK = 8
+    public static let reftL1Coefficient = 0.005
+    /// The scale of a ReFT-r1 direction whose latent never fires on the training triplets
+    /// (AxBench's fallback in Model.pre_compute_mean_activations).
+    public static let reftDeadDirectionScale: Float = 50
+
+    public var defaultLearningRate: Double { self == .reftR1 ? 0.01 : 1e-3 }
+    public var defaultWeightDecay: Double { self == .reftR1 ? 0 : 1e-6 }
+    public func defaultEpochs(_ objective: Objective) -> Int { self == .reftR1 ? 3 : objective == .mse ? 15 : 7 }
 }
 
 /// Everything that determines a training run; written into the steering file's metadata, so a
@@ -24,6 +38,9 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var weightDecay: Double
     /// C, the dead-ReLU regularizer's weight.
     public var regularizer: Float
+    /// ReFT-r1's k and L1 weight (nil for the other methods, so their recipes read as before).
+    public var topK: Int?
+    public var l1Coefficient: Double?
     /// Divide the MSE by its value at the initial parameters (on the training triplets).
     public var normalizeMSE: Bool
     /// Share of the kept triplets held out for the dev loss.
@@ -35,19 +52,23 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var dataHash: String
 
     public init(method: TrainingMethod, objective: Objective, layers: [Int], location: SteeringLocation = .answerOnly,
-                epochs: Int? = nil, batchSize: Int = 8, learningRate: Double = 1e-3, weightDecay: Double = 1e-6,
-                regularizer: Float = 0, normalizeMSE: Bool = false, devShare: Double = 0.1, scoreThreshold: Double = 0.5,
-                seed: UInt64 = 0, dataHash: String = "") {
+                epochs: Int? = nil, batchSize: Int = 8, learningRate: Double? = nil, weightDecay: Double? = nil,
+                regularizer: Float = 0, topK: Int? = nil, l1Coefficient: Double? = nil, normalizeMSE: Bool = false,
+                devShare: Double = 0.1, scoreThreshold: Double = 0.5, seed: UInt64 = 0, dataHash: String = "") {
         self.method = method
         self.objective = objective
         self.layers = layers.sorted()
         self.location = location.name
-        // The paper's defaults: 15 epochs for MSE, 7 for LL.
-        self.epochs = epochs ?? (objective == .mse ? 15 : 7)
+        // The paper's defaults: 15 epochs for MSE, 7 for LL; AxBench's 3 for ReFT-r1.
+        self.epochs = epochs ?? method.defaultEpochs(objective)
         self.batchSize = batchSize
-        self.learningRate = learningRate
-        self.weightDecay = weightDecay
+        self.learningRate = learningRate ?? method.defaultLearningRate
+        self.weightDecay = weightDecay ?? method.defaultWeightDecay
         self.regularizer = regularizer
+        if method == .reftR1 {
+            self.topK = topK ?? TrainingMethod.reftTopK
+            self.l1Coefficient = l1Coefficient ?? TrainingMethod.reftL1Coefficient
+        }
         self.normalizeMSE = normalizeMSE
         self.devShare = devShare
         self.scoreThreshold = scoreThreshold
@@ -56,6 +77,8 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     }
 
     public var steeringLocation: SteeringLocation { SteeringLocation(name: location) ?? .answerOnly }
+    var resolvedTopK: Int { topK ?? TrainingMethod.reftTopK }
+    var resolvedL1Coefficient: Double { l1Coefficient ?? TrainingMethod.reftL1Coefficient }
 
     /// The triplets' fingerprint for `dataHash`.
     public static func hash(_ triplets: [TrainingTriplet]) -> String {
@@ -93,7 +116,7 @@ public struct TrainingCheckpoint: Codable, Sendable, Equatable {
     /// Completed epochs, and batches of the next one already taken.
     public var epoch: Int
     public var batch: Int
-    /// Per layer (ascending): w [d], bias, z [d].
+    /// Per layer (ascending): w [d], bias, z [d] (ReFT-r1: w [d]).
     public var parameters: [Double]
     public var optimiser: AdamW
     public var mseScale: Double

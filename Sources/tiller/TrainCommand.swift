@@ -7,7 +7,7 @@ import TillerTraining
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train steering heads through the frozen model to imitate prompt steering (PSR, Const).",
+        abstract: "Train steering heads through the frozen model to imitate prompt steering (PSR, Const, ReFT-r1).",
         discussion: """
             The paper's method (docs/training.md): heads on --layers (one layer: S-PSR / S-Const; all: \
             A-PSR / A-Const, chained in one pass) trained with AdamW on the MSE or LL objective over the \
@@ -15,10 +15,13 @@ struct Train: ParsableCommand {
             Lines whose "coherence" or "attribute" is below --score-threshold are dropped; --dev-share of \
             the rest measures the dev loss after every epoch. Writes the steering file (its metadata \
             holds the recipe and the final losses), OUT.training.json (the losses per epoch) and, after \
-            every epoch or on Ctrl-C, OUT.checkpoint.json, which --resume continues exactly.
+            every epoch or on Ctrl-C, OUT.checkpoint.json, which --resume continues exactly. \
+            --method reft-r1 is AxBench's ReFT-r1 (one direction per layer, a top-k ReLU latent, an L1 \
+            penalty; AxBench's defaults: --topk 8, --l1-coefficient 0.005, learning rate 0.01, no weight \
+            decay, 3 epochs), written as a constant head scaled by its largest latent on the training triplets.
             """)
 
-    @Option(help: "psr (lambda = ReLU(w . h + b)) or const (lambda = 1).")
+    @Option(help: "psr (lambda = ReLU(w . h + b)), const (lambda = 1) or reft-r1 (AxBench's ReFT-r1).")
     var method: String = "psr"
 
     @Option(help: "mse (imitate the prompted residual stream) or ll (the prompted response's likelihood).")
@@ -39,20 +42,26 @@ struct Train: ParsableCommand {
     @Option(help: "Where the heads act: answer_only, all or question_and_answer.")
     var location: String = "answer_only"
 
-    @Option(help: "Passes over the training triplets (default 15 for mse, 7 for ll).")
+    @Option(help: "Passes over the training triplets (default 15 for mse, 7 for ll; 3 for reft-r1).")
     var epochs: Int?
 
     @Option(help: "Triplets per step (a padded batch).")
     var batchSize: Int = 8
 
-    @Option(help: "AdamW's learning rate, decayed linearly to 0 over the run.")
-    var learningRate: Double = 1e-3
+    @Option(help: "AdamW's learning rate, decayed linearly to 0 over the run (default 0.001; 0.01 for reft-r1).")
+    var learningRate: Double?
 
-    @Option(help: "AdamW's decoupled weight decay.")
-    var weightDecay: Double = 1e-6
+    @Option(help: "AdamW's decoupled weight decay (default 1e-6; 0 for reft-r1).")
+    var weightDecay: Double?
 
-    @Option(help: "C, the weight of the dead-ReLU regularizer (0: none).")
+    @Option(help: "C, the weight of the dead-ReLU regularizer (0: none; not for reft-r1).")
     var regularizer: Float = 0
+
+    @Option(help: "reft-r1: k, the latents per sequence whose mean scales the steering vector (default 8).")
+    var topk: Int?
+
+    @Option(help: "reft-r1: the L1 penalty's weight on the latents outside the top k, ramped up from 0 over the run (default 0.005).")
+    var l1Coefficient: Double?
 
     @Flag(help: "Divide the MSE by its value at the initial parameters.")
     var normalizeMSE = false
@@ -78,15 +87,26 @@ struct Train: ParsableCommand {
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
-        guard TrainingMethod(rawValue: method) != nil else { throw ValidationError("--method must be psr or const, not \"\(method)\"") }
+        guard let chosenMethod = TrainingMethod(rawValue: method) else {
+            throw ValidationError("--method must be psr, const or reft-r1, not \"\(method)\"")
+        }
+        if chosenMethod == .reftR1 {
+            guard regularizer == 0 else {
+                throw ValidationError("--regularizer \(regularizer): the dead-ReLU regularizer is not part of --method reft-r1 (its penalty is --l1-coefficient)")
+            }
+        } else if topk != nil || l1Coefficient != nil {
+            throw ValidationError("--\(topk != nil ? "topk" : "l1-coefficient") applies to --method reft-r1 only, not \(method)")
+        }
+        if let topk { try NumericOptions.check("--topk", topk, 1...1_000_000) }
+        if let l1Coefficient { try NumericOptions.check("--l1-coefficient", l1Coefficient, 0...1e6) }
         guard Objective(rawValue: objective) != nil else { throw ValidationError("--objective must be mse or ll, not \"\(objective)\"") }
         guard SteeringLocation(name: location) != nil else {
             throw ValidationError("--location must be all, answer_only or question_and_answer, not \"\(location)\"")
         }
         if let epochs { try NumericOptions.check("--epochs", epochs, 1...100_000) }
         try NumericOptions.check("--batch-size", batchSize, NumericOptions.batchSize)
-        try NumericOptions.check("--learning-rate", learningRate, NumericOptions.learningRate)
-        try NumericOptions.check("--weight-decay", weightDecay, 0...1)
+        if let learningRate { try NumericOptions.check("--learning-rate", learningRate, NumericOptions.learningRate) }
+        if let weightDecay { try NumericOptions.check("--weight-decay", weightDecay, 0...1) }
         try NumericOptions.check("--regularizer", regularizer, 0...1e6)
         try NumericOptions.check("--dev-share", devShare, 0...0.9)
         try NumericOptions.check("--score-threshold", scoreThreshold, 0...1)
@@ -121,7 +141,8 @@ struct Train: ParsableCommand {
         let recipe = TrainingRecipe(method: TrainingMethod(rawValue: method)!, objective: Objective(rawValue: objective)!, layers: chosen,
                                     location: SteeringLocation(name: location)!, epochs: epochs, batchSize: batchSize,
                                     learningRate: learningRate, weightDecay: weightDecay, regularizer: regularizer,
-                                    normalizeMSE: normalizeMSE, devShare: devShare, scoreThreshold: scoreThreshold, seed: seed,
+                                    topK: topk, l1Coefficient: l1Coefficient, normalizeMSE: normalizeMSE, devShare: devShare,
+                                    scoreThreshold: scoreThreshold, seed: seed,
                                     dataHash: TrainingRecipe.hash(train + dev))
         var checkpoint: TrainingCheckpoint?
         if resume {
@@ -168,10 +189,23 @@ struct Train: ParsableCommand {
         }
 
         let final = history.last
+        let file = try trainer.steeringFile()
         var recipeJSON = String(decoding: try encoder.encode(recipe), as: UTF8.self)
         recipeJSON.removeLast()
-        recipeJSON += ",\"final_train_loss\":\(final?.trainLoss ?? .nan),\"final_dev_loss\":\(final?.devLoss.map { "\($0)" } ?? "null")}"
-        try SteeringFile.save(trainer.intervention, model: try ModelFingerprint(directory: model),
+        recipeJSON += ",\"final_train_loss\":\(final?.trainLoss ?? .nan),\"final_dev_loss\":\(final?.devLoss.map { "\($0)" } ?? "null")"
+        if let maxima = trainer.maxLatents {
+            // ReFT-r1's scale per layer, as measured (a value not above 0 took AxBench's fallback).
+            recipeJSON += ",\"max_latents\":{" + maxima.keys.sorted().map { "\"\($0)\":\(maxima[$0]!.isFinite ? "\(maxima[$0]!)" : "null")" }.joined(separator: ",") + "}"
+            for (layer, value) in maxima.sorted(by: { $0.key < $1.key }) {
+                if value > 0 {
+                    printError("tiller: layer \(layer): the largest latent on the training triplets is \(value): the constant head is w times it")
+                } else {
+                    printError("tiller: warning: layer \(layer)'s direction never fires on the training triplets (largest latent \(value)); its constant head is w times \(TrainingMethod.reftDeadDirectionScale), as AxBench does")
+                }
+            }
+        }
+        recipeJSON += "}"
+        try SteeringFile.save(file, model: try ModelFingerprint(directory: model),
                               metadata: ["tiller.training": recipeJSON], to: out)
         try OutputFile.write(try encoder.encode(TrainingLog(recipe: recipe, epochs: history, seconds: elapsed())), to: logPath)
         try? FileManager.default.removeItem(atPath: checkpointPath)

@@ -43,7 +43,7 @@ import Testing
         "train --location": .text, "train --epochs": .int, "train --batch-size": .int, "train --learning-rate": .float,
         "train --weight-decay": .float, "train --regularizer": .float, "train --normalize-mse": .text, "train --dev-share": .float,
         "train --score-threshold": .float, "train --seed": .int, "train --resume": .text, "train --sample-max-new-tokens": .int,
-        "train --sample-temperature": .float, "train --progress": .text,
+        "train --sample-temperature": .float, "train --progress": .text, "train --topk": .int, "train --l1-coefficient": .float,
     ]
 
     static let extremes = ["0", "-1", "9223372036854775807", "nan", "1e308"]
