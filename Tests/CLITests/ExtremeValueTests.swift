@@ -28,6 +28,7 @@ import Testing
         "lab compare --kinds": .text, "lab compare --targets": .text, "lab compare --layer": .int,
         "lab compare --train-triplets": .int, "lab compare --limit": .int, "lab compare --factors": .floatList,
         "lab compare --methods": .text, "lab compare --rows": .text, "lab compare --location": .text,
+        "lab compare --train-epochs": .int, "lab compare --learning-rate": .float, "lab compare --matched-steps": .int,
         "lab compare --seed": .int, "lab compare --batch-size": .int, "lab compare --max-new-tokens": .int,
         "steer export-gguf --in": .text, "steer import-gguf --in": .text,
         "capture --triplets": .text, "capture --layers": .intList, "capture --sample-max-new-tokens": .int,
