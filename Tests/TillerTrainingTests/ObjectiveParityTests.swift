@@ -22,6 +22,9 @@ import TillerTraining
         for backend in backends {
             try GradientFixtures.exclusively(backend) {
                 let model = try TransformerModel.load(directory: GradientFixtures.modelDirectory(architecture), backend: backend)
+                // Both backward paths: every block's activations kept, and each block recomputed.
+                for budget in [model.trainingActivationBudget, 0] {
+                model.trainingActivationBudget = budget
                 for expected in fixture.cases {
                     let file = try #require(fixture.files.first { $0.name == expected.file })
                     // Batches of 3 over 4 triplets: a padded batch and a lone one.
@@ -30,7 +33,9 @@ import TillerTraining
                                                            regularizerWeight: expected.regularizer_weight, batchSize: 3)
                     let got = try evaluator.evaluate(triplets)
                     let label = "\(architecture) \(expected.file) \(expected.objective) C=\(expected.regularizer_weight) on \(backend.name)"
+                        + (budget == 0 ? ", blocks recomputed" : ", activations kept")
                     Self.check(got, expected, label)
+                }
                 }
             }
         }

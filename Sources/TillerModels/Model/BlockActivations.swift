@@ -30,16 +30,26 @@ struct BlockActivations {
     /// Where a sandwich post-norm writes when the projection must survive it (nil: in place).
     var normedProjection: Tensor? = nil
 
-    /// Every tensor distinct, freshly made: what the backward's recomputation needs.
-    static func distinct(rows n: Int, config: ModelConfig, sandwich: Bool, backend: Backend) throws -> BlockActivations {
+    /// Every tensor distinct, freshly made (the input too unless given): what the backward needs.
+    static func distinct(rows n: Int, config: ModelConfig, sandwich: Bool, backend: Backend, input: Tensor? = nil) throws -> BlockActivations {
         let d = config.hiddenSize, f = config.intermediateSize
         let hq = config.numAttentionHeads, hkv = config.kvHeads, hd = config.resolvedHeadDim
         func make(_ columns: Int) throws -> Tensor { try backend.empty([n, columns]) }
-        return BlockActivations(input: try make(d), attentionNormed: try make(d), q: try make(hq * hd), k: try make(hkv * hd),
+        return BlockActivations(input: try input ?? make(d), attentionNormed: try make(d), q: try make(hq * hd), k: try make(hkv * hd),
                                 v: try make(hkv * hd), attended: try make(hq * hd), attentionProjected: sandwich ? try make(d) : nil,
                                 middle: try make(d), mlpNormed: try make(d), gate: try make(f), up: try make(f), gated: try make(f),
                                 mlpProjected: sandwich ? try make(d) : nil, output: try make(d),
                                 normedProjection: sandwich ? try make(d) : nil)
+    }
+}
+
+extension BlockActivations {
+    /// Bytes of one block's distinct activations for `rows` rows (the input not counted).
+    static func bytes(rows n: Int, config: ModelConfig, sandwich: Bool) -> Int {
+        let d = config.hiddenSize, f = config.intermediateSize
+        let q = config.numAttentionHeads * config.resolvedHeadDim, kv = config.kvHeads * config.resolvedHeadDim
+        let perRow = 4 * d + 2 * q + 2 * kv + 3 * f + (sandwich ? 3 * d : 0)
+        return n * perRow * 4
     }
 }
 

@@ -16,8 +16,8 @@ public protocol ResidualGradientHook: ResidualStreamHook {
 }
 
 /// What a training forward pass keeps for the backward: the stream entering every block (memory
-/// layers x rows x hidden) and the stream after the last one. Each block is recomputed from its
-/// saved input during the backward.
+/// layers x rows x hidden) and the stream after the last one; each block is recomputed from its
+/// saved input during the backward, unless the pass could keep every block's activations.
 public struct SavedForward {
     public let step: ForwardStep
     /// Token ids and positions of the padded rows, as the forward uploaded them.
@@ -27,6 +27,9 @@ public struct SavedForward {
     let blockInputs: [Tensor]
     /// The stream after the last block and its hook, before the final norm.
     public let final: Tensor
+    /// Every block's activations (distinct, the output before the hook) when the pass kept them
+    /// (`TransformerModel.trainingActivationBudget`): the backward then recomputes nothing.
+    let activations: [BlockActivations]?
 
     /// The stream after block `layer` and its hook: h[layer] of the objectives.
     public func residual(after layer: Int) -> Tensor {

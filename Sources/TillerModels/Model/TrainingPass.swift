@@ -34,27 +34,42 @@ extension TransformerModel {
         let first = try be.empty([n, d])
         try be.embedding(table: embedding, ids: idTensor, scale: traits.embeddingScale, out: first)
         inputs.append(first)
-        // One set of working tensors for every block, aliased as in inference except that each
-        // block writes a fresh output (its input stays saved).
+        // A pass with a hook may be backpropagated: when every block's activations fit the
+        // budget, they are kept (distinct, the block's output before the hook) and the backward
+        // need not recompute any block.
+        let keep = hook != nil && layers.count * BlockActivations.bytes(rows: n, config: config, sandwich: traits.sandwichNorms) <= trainingActivationBudget
+        var kept: [BlockActivations] = []
+        // Otherwise one set of working tensors for every block, aliased as in inference except
+        // that each block writes a fresh output (its input stays saved).
         let work = try BlockActivations.distinct(rows: n, config: config, sandwich: traits.sandwichNorms, backend: be)
         var final = first
         for (index, layer) in layers.enumerated() {
             let output = try be.empty([n, d])
-            var a = work
-            a.input = final
-            a.middle = output
-            a.output = output
-            a.mlpNormed = a.attentionNormed
-            a.gated = a.gate
-            a.normedProjection = nil
+            var a: BlockActivations
+            if keep {
+                a = try BlockActivations.distinct(rows: n, config: config, sandwich: traits.sandwichNorms, backend: be, input: final)
+            } else {
+                a = work
+                a.input = final
+                a.middle = output
+                a.output = output
+                a.mlpNormed = a.attentionNormed
+                a.gated = a.gate
+                a.normedProjection = nil
+            }
             try normAndProjections(layer, a, positions: positionTensor, eps: eps)
             try attentionAndMLP(layer, index, a, keys: try a.k.reshaped(kvShape(b, t)), values: try a.v.reshaped(kvShape(b, t)),
                                 batch: step.batch, rows: t, eps: eps)
+            if keep {
+                try be.copy(a.output, to: output)
+                kept.append(a)
+            }
             try hook?.afterBlock(index, residual: output, step: step, backend: be)
             if index + 1 < layers.count { inputs.append(output) }
             final = output
         }
-        return SavedForward(step: step, ids: idTensor, positions: positionTensor, blockInputs: inputs, final: final)
+        return SavedForward(step: step, ids: idTensor, positions: positionTensor, blockInputs: inputs, final: final,
+                            activations: keep ? kept : nil)
     }
 
     /// Backpropagates `gradient` (dL/d`saved.final`, f32 [B * T, hidden], overwritten) from the last
@@ -73,14 +88,21 @@ extension TransformerModel {
         if negatedInverseFrequencies == nil {
             negatedInverseFrequencies = try be.tensor(try be.floats(inverseFrequencies).map { -$0 }, shape: [inverseFrequencies.count])
         }
-        let a = try BlockActivations.distinct(rows: n, config: config, sandwich: traits.sandwichNorms, backend: be)
+        let recomputed = saved.activations == nil
+            ? try BlockActivations.distinct(rows: n, config: config, sandwich: traits.sandwichNorms, backend: be) : nil
         let scratch = try BlockGradients(rows: n, config: config, backend: be)
         for index in stride(from: layerCount - 1, through: lowest, by: -1) {
             let layer = layers[index]
-            try be.copy(saved.blockInputs[index], to: a.input)
-            try normAndProjections(layer, a, positions: saved.positions, eps: eps)
-            try attentionAndMLP(layer, index, a, keys: try a.k.reshaped(kvShape(b, t)), values: try a.v.reshaped(kvShape(b, t)),
-                                batch: step.batch, rows: t, eps: eps)
+            let a: BlockActivations
+            if let kept = saved.activations {
+                a = kept[index]
+            } else {
+                a = recomputed!
+                try be.copy(saved.blockInputs[index], to: a.input)
+                try normAndProjections(layer, a, positions: saved.positions, eps: eps)
+                try attentionAndMLP(layer, index, a, keys: try a.k.reshaped(kvShape(b, t)), values: try a.v.reshaped(kvShape(b, t)),
+                                    batch: step.batch, rows: t, eps: eps)
+            }
             try hook?.afterBlockBackward(index, residual: a.output, steered: saved.residual(after: index), gradient: gradient,
                                          step: step, backend: be)
             try blockBackward(layer, index, a, scratch, positions: saved.positions, batch: step.batch, rows: t,

@@ -39,6 +39,10 @@ public final class TransformerModel {
     let lmHead: Tensor
     let layers: [LayerWeights]
     let inverseFrequencies: Tensor
+    /// Most bytes a training forward pass spends keeping every block's activations so the backward
+    /// recomputes none (faster by about a forward pass); above it each block is recomputed from
+    /// its saved input (memory layers x rows x hidden plus one block). 0 always recomputes.
+    public var trainingActivationBudget = 2 << 30
     /// The inverse frequencies negated: rope with them is the adjoint (the inverse) of rope.
     /// Made by the first backward pass.
     var negatedInverseFrequencies: Tensor?
