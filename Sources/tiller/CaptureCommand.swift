@@ -31,11 +31,7 @@ struct Capture: ParsableCommand {
     @Option(help: "The capture file to write (.safetensors).")
     var out: String
 
-    @Option(help: "Most tokens of a sampled y'.")
-    var sampleMaxNewTokens: Int = 64
-
-    @Option(help: "Temperature for sampling y' (0: greedy).")
-    var sampleTemperature: Float = 0
+    @OptionGroup var sampling: CompletionSampling
 
     @Option(help: "Seed of the sampler for y'.")
     var seed: UInt64 = 0
@@ -51,8 +47,6 @@ struct Capture: ParsableCommand {
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
-        try NumericOptions.check("--sample-max-new-tokens", sampleMaxNewTokens, NumericOptions.tokenCount)
-        try NumericOptions.checkTemperature("--sample-temperature", sampleTemperature)
         try NumericOptions.check("--batch-size", batchSize, NumericOptions.batchSize)
     }
 
@@ -91,12 +85,12 @@ struct Capture: ParsableCommand {
         var generator: Generator?
         let bar = ProgressBar(enabled: progress || ProgressBar.stderrIsTerminal)
         if toSample > 0 {
-            printError("tiller: sampling y' for \(toSample) triplet\(toSample == 1 ? "" : "s") (\(sampleTemperature == 0 ? "greedy" : "temperature \(sampleTemperature)"), at most \(sampleMaxNewTokens) tokens)")
+            printError("tiller: sampling y' for \(toSample) triplet\(toSample == 1 ? "" : "s") (\(sampling.summary))")
             generator = try Generator(model: transformer, tokenizer: tokenizer, batchSize: batchSize)
         }
         var last = GenerationProgress()
         let prepared = try preparer.prepare(lines, path: triplets, generator: generator,
-                                            options: GenerationOptions(maxNewTokens: sampleMaxNewTokens, temperature: sampleTemperature, seed: seed),
+                                            options: sampling.options(seed: seed),
                                             progress: { p in last = p; bar.update(p) })
         if toSample > 0 { bar.close(last) }
 
