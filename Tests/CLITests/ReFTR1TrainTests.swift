@@ -64,17 +64,8 @@ import Glibc
                     "--epochs", "12", "--batch-size", "4", "--l1-coefficient", "0.5", "--backend", "cpu"]
         let whole = dir.file("reft-whole.safetensors"), stopped = dir.file("reft-stopped.safetensors")
         try S.ok(args + ["--out", whole])
-        let process = Process()
-        process.executableURL = TillerProcess.binary
-        process.arguments = args + ["--out", stopped]
-        process.standardError = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try T.interruptOnceCheckpointed(args + ["--out", stopped], out: stopped, signal: SIGINT)
         let checkpoint = stopped + ".checkpoint.json"
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: checkpoint) && process.isRunning && Date() < deadline { usleep(5_000) }
-        kill(process.processIdentifier, SIGINT)
-        process.waitUntilExit()
         #expect(process.terminationStatus == 130 && FileManager.default.fileExists(atPath: checkpoint))
         let resumed = try S.ok(args + ["--out", stopped, "--resume"])
         #expect(resumed.stderr.contains("resuming at epoch"), "\(resumed.stderr)")

@@ -47,6 +47,22 @@ import Glibc
         return try #require(metrics["trait"] as? Double, "\(metrics)")
     }
 
+    /// Runs `tiller train` with `arguments` and sends it `signal` as soon as its first checkpoint
+    /// (beside `out`) exists; returns the finished process.
+    static func interruptOnceCheckpointed(_ arguments: [String], out: String, signal: Int32) throws -> Process {
+        let process = Process()
+        process.executableURL = TillerProcess.binary
+        process.arguments = arguments
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: out + ".checkpoint.json") && process.isRunning && Date() < deadline { usleep(5_000) }
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        return process
+    }
+
     /// The tensors of a steering file, by name.
     static func tensors(_ path: String) throws -> [String: [Float]] {
         try ModelCommandTests.readSafetensors(path).mapValues(\.values)
@@ -104,17 +120,8 @@ import Glibc
         // Killed (SIGKILL) once a checkpoint exists, then resumed: the same parameters.
         for signal in [SIGKILL, SIGINT] {
             try? FileManager.default.removeItem(atPath: killed)
-            let process = Process()
-            process.executableURL = TillerProcess.binary
-            process.arguments = args + ["--out", killed]
-            process.standardError = FileHandle.nullDevice
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
+            let process = try Self.interruptOnceCheckpointed(args + ["--out", killed], out: killed, signal: signal)
             let checkpoint = killed + ".checkpoint.json"
-            let deadline = Date().addingTimeInterval(60)
-            while !FileManager.default.fileExists(atPath: checkpoint) && process.isRunning && Date() < deadline { usleep(5_000) }
-            kill(process.processIdentifier, signal)
-            process.waitUntilExit()
             #expect(process.terminationReason == (signal == SIGKILL ? .uncaughtSignal : .exit), "signal \(signal)")
             if signal == SIGINT { #expect(process.terminationStatus == 130) }
             #expect(FileManager.default.fileExists(atPath: checkpoint) && !FileManager.default.fileExists(atPath: killed))

@@ -41,7 +41,7 @@ extension TransformerModel {
         var kept: [BlockActivations] = []
         // Otherwise one set of working tensors for every block, aliased as in inference except
         // that each block writes a fresh output (its input stays saved).
-        let work = try BlockActivations.distinct(rows: n, config: config, sandwich: traits.sandwichNorms, backend: be)
+        let work = keep ? nil : try BlockActivations.distinct(rows: n, config: config, sandwich: traits.sandwichNorms, backend: be)
         var final = first
         for (index, layer) in layers.enumerated() {
             let output = try be.empty([n, d])
@@ -49,7 +49,7 @@ extension TransformerModel {
             if keep {
                 a = try BlockActivations.distinct(rows: n, config: config, sandwich: traits.sandwichNorms, backend: be, input: final)
             } else {
-                a = work
+                a = work!
                 a.input = final
                 a.middle = output
                 a.output = output
