@@ -5,23 +5,26 @@ import TillerTraining
 
 /// The rows of `tiller lab compare` trained through the frozen model (the PSR paper's method,
 /// docs/training.md) with the `Trainer`, on the same train triplets the fitted methods are
-/// captured from. S- is one head at the compare layer, A- a head on every layer.
-/// (ReFT-r1 is to join here as one more case once TillerTraining trains it.)
+/// captured from. S- is one head at the compare layer, A- a head on every layer; ReFT-r1 is
+/// AxBench's baseline, one direction at the compare layer steered by constant addition.
 public enum LabTrainedMethod: String, CaseIterable, Sendable {
     case sPSRMSE = "s-psr-mse"
     case aPSRMSE = "a-psr-mse"
     case sPSRLL = "s-psr-ll"
     case sConstMSE = "s-const-mse"
     case aConstMSE = "a-const-mse"
+    case reftR1 = "reft-r1"
 
     public var method: TrainingMethod {
         switch self {
         case .sPSRMSE, .aPSRMSE, .sPSRLL: return .psr
         case .sConstMSE, .aConstMSE: return .const
+        case .reftR1: return .reftR1
         }
     }
 
-    public var objective: Objective { self == .sPSRLL ? .ll : .mse }
+    /// ReFT-r1 is trained by the LM loss, as AxBench trains it.
+    public var objective: Objective { self == .sPSRLL || self == .reftR1 ? .ll : .mse }
 
     /// Every layer (A-) or the compare layer alone (S-).
     public var allLayers: Bool { self == .aPSRMSE || self == .aConstMSE }
@@ -32,12 +35,14 @@ public enum LabTrainedMethod: String, CaseIterable, Sendable {
 
     /// The paper's names: S-PSR(MSE), A-Const(MSE).
     public var label: String {
+        if self == .reftR1 { return "ReFT-r1" }
         let name: String
         switch self {
         case .sPSRMSE, .sPSRLL: name = "S-PSR"
         case .aPSRMSE: name = "A-PSR"
         case .sConstMSE: name = "S-Const"
         case .aConstMSE: name = "A-Const"
+        case .reftR1: name = "ReFT-r1"
         }
         return "\(name)(\(objective.rawValue.uppercased()))"
     }
@@ -68,7 +73,8 @@ public struct LabTrainingSettings: Sendable {
     }
 
     /// Trains `method` on every triplet (no dev split: the held-out examples judge the result) and
-    /// returns its heads as an intervention named by the method, alpha 1.
+    /// returns the steering file `tiller train` would write (for ReFT-r1 the direction scaled by its
+    /// largest latent), named by the method, alpha 1.
     func train(_ method: LabTrainedMethod, triplets: [CaptureTriplet], model: TransformerModel, compareLayer: Int) throws -> Intervention {
         let all = triplets.map { TrainingTriplet(ids: $0) }
         let recipe = TrainingRecipe(method: method.method, objective: method.objective,
@@ -77,7 +83,7 @@ public struct LabTrainingSettings: Sendable {
                                     devShare: 0, seed: seed, dataHash: TrainingRecipe.hash(all))
         let trainer = try Trainer(model: model, recipe: recipe, train: all, dev: [])
         _ = try trainer.run()
-        let heads = trainer.intervention
+        let heads = try trainer.steeringFile()
         return Intervention(method: method.rawValue, heads: heads.heads, location: heads.location, alpha: 1)
     }
 }

@@ -97,7 +97,7 @@ import Testing
         }
         let markdown = FileManager.default.temporaryDirectory.appendingPathComponent("tiller-compare-\(UUID().uuidString).md").path
         defer { try? FileManager.default.removeItem(atPath: markdown) }
-        let trained = ["s-psr-mse", "a-psr-mse", "s-psr-ll", "s-const-mse", "a-const-mse"]
+        let trained = ["s-psr-mse", "a-psr-mse", "s-psr-ll", "s-const-mse", "a-const-mse", "reft-r1"]
         let result = try TillerProcess.run(["lab", "compare", "--kinds", "persona,format", "--targets", "cheerful,end_with(thank you kindly)",
                                             "--train-triplets", "16", "--limit", "6", "--factors", "1,2",
                                             "--methods", (["diffmean"] + trained).joined(separator: ","), "--train-epochs", "1",
