@@ -94,7 +94,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "With --model: the training suite instead of the model suite: one forward + backward of the MSE (heads on every layer) and LL (one head) objectives against PyTorch autograd (--autograd).")
     var training = false
 
-    @Option(help: "Training suite: JSON of PyTorch autograd's figures for a workload (Benchmarks/TillerBench/compare_autograd.py writes it; repeat for mse and ll).")
+    @Option(help: "Training suite: JSON of PyTorch autograd's figures for a workload (Benchmarks/TillerBench/compare_autograd.py writes it; repeat for mse, ll, epoch-mse and epoch-ll).")
     var autograd: [String] = []
 
     @Flag(help: "With --model: the steering suite instead of the model suite: steered generation against unsteered (e.g. --model Sources/TillerLab/Resources/tiller-lab --steering --quick).")

@@ -25,15 +25,19 @@ struct AutogradReference: Codable {
 ///   mse  a relu head on every layer; the prompted run, the steered run and the MSE over every layer
 ///   ll   one relu head at the middle layer; the steered run and -log p(y' | x)
 ///
-/// 4 triplets: x of 48 tokens and x' of 64 sharing their last 8, y' of 64. Figures: steered tokens
+///   epoch-mse, epoch-ll  a training epoch of the same objective through `Trainer` (as `tiller
+///        train`): 16 triplets in shuffled batches of 4, each batch's forward, backward and AdamW step
+///
+/// 4 triplets (16 for an epoch): x of 48 tokens and x' of 64 sharing their last 8, y' of 64. Figures: steered tokens
 /// (sum of |xy'|) per second, and the peak resident memory of the step (VmHWM reset after loading,
 /// as the script does). Targets (issue 10): >= 1.0x PyTorch's tokens/s, peak <= 1.2x PyTorch's.
 /// The step's loss is printed beside PyTorch's: the same work gives the same loss.
 enum TrainingBench {
     static let triplets = 4, x = 48, xPrime = 64, shared = 8, y = 64
+    static let epochTriplets = 16, epochBatch = 4
 
-    static func workload(vocab: Int) -> [TrainingTriplet] {
-        (0..<triplets).map { i in
+    static func workload(vocab: Int, count: Int = triplets) -> [TrainingTriplet] {
+        (0..<count).map { i in
             let header = ModelBench.tokenIDs(shared, vocab: vocab, seed: UInt64(200 + i))
             let x = ModelBench.tokenIDs(x - shared, vocab: vocab, seed: UInt64(100 + i)) + header
             let xp = ModelBench.tokenIDs(xPrime - shared, vocab: vocab, seed: UInt64(300 + i)) + header
@@ -82,6 +86,7 @@ enum TrainingBench {
             row.ratio = row.figure / row.reference.figure
             if reference != nil { row.targets.append(Target(metric: "ratio", value: row.ratio, atLeast: 1.0)) }
             bench.record(row)
+            try epoch(bench, model: model, objective: kind, layers: layers, shape: shape, reference: references["epoch-\(kind.rawValue)"])
             if let torchPeak = reference?.peak_rss_mib {
                 var memory = Row(name: name, shape: "peak RSS", figure: peak, unit: "MiB", seconds: median, fastestSeconds: samples[0],
                                  callsPerSample: 1, reference: ReferenceFigure(name: "PyTorch autograd f32", figure: torchPeak, seconds: .nan),
@@ -91,5 +96,41 @@ enum TrainingBench {
                 bench.record(memory)
             }
         }
+    }
+
+    /// One epoch of `Trainer` (forward, backward and AdamW step per batch) against the same loop in
+    /// PyTorch (compare_autograd.py --workload epoch-mse / epoch-ll): issue 11's >= 1.0x target.
+    static func epoch(_ bench: BenchRun, model: TransformerModel, objective: Objective, layers: [Int], shape: String,
+                      reference: AutogradReference?) throws {
+        let name = "training/epoch-\(objective.rawValue)"
+        let shape = "\(epochTriplets) triplets in batches of \(epochBatch), " + shape
+        guard bench.selected(name, shape) else { return }
+        let data = workload(vocab: model.vocabularySize, count: epochTriplets)
+        let tokens = data.reduce(0) { $0 + $1.ids.unsteeredSequence.count }
+        let recipe = TrainingRecipe(method: .psr, objective: objective, layers: layers, epochs: bench.plan.repeats + 1,
+                                    batchSize: epochBatch, devShare: 0, dataHash: TrainingRecipe.hash(data))
+        let trainer = try Trainer(model: model, recipe: recipe, train: data, dev: [])
+        // Each epoch's own seconds (the first is the warm-up), as the trainer times its batches.
+        var samples: [Double] = []
+        var epochStart = monotonicSeconds()
+        var loss = Double.nan
+        _ = try trainer.run(progress: { p in
+            if p.batch == p.batches {
+                samples.append(monotonicSeconds() - epochStart)
+                epochStart = monotonicSeconds()
+                loss = p.runningLoss
+            }
+        })
+        samples = Array(samples.dropFirst()).sorted()
+        let median = samples[samples.count / 2]
+        bench.progress("\(name): mean loss of the last epoch \(loss)")
+        var row = Row(name: name, shape: shape, figure: Double(tokens) / median, unit: "tok/s", seconds: median,
+                      fastestSeconds: samples[0], callsPerSample: 1,
+                      reference: ReferenceFigure(name: reference == nil ? "none (no --autograd)" : "PyTorch autograd f32 + torch.optim.AdamW",
+                                                 figure: reference?.tok_s ?? .nan, seconds: reference.map { Double(tokens) / $0.tok_s } ?? .nan),
+                      ratio: .nan, targets: [])
+        row.ratio = row.figure / row.reference.figure
+        if reference != nil { row.targets.append(Target(metric: "ratio", value: row.ratio, atLeast: 1.0)) }
+        bench.record(row)
     }
 }

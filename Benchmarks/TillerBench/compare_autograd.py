@@ -5,6 +5,8 @@ Usage (from the repository root, after scripts/fixtures/make_speed_checkpoint.py
 
     python Benchmarks/TillerBench/compare_autograd.py /tmp/qwen-0.5b-random --workload mse > /tmp/autograd-mse.json
     python Benchmarks/TillerBench/compare_autograd.py /tmp/qwen-0.5b-random --workload ll > /tmp/autograd-ll.json
+    python Benchmarks/TillerBench/compare_autograd.py /tmp/qwen-0.5b-random --workload epoch-mse > /tmp/autograd-epoch-mse.json
+    python Benchmarks/TillerBench/compare_autograd.py /tmp/qwen-0.5b-random --workload epoch-ll > /tmp/autograd-epoch-ll.json
 
 One step of each workload is what `tiller loss` computes (docs/training.md), on 4 triplets: x of 48
 tokens and x' of 64 sharing their last 8, y' of 64 (ids from the benchmark's LCG, as tiller-bench):
@@ -12,6 +14,10 @@ tokens and x' of 64 sharing their last 8, y' of 64 (ids from the benchmark's LCG
   mse  a relu head on every layer, answer_only: the prompted run x'y' without gradient, the steered
        run xy' with the heads, the MSE over every layer, backward to the head parameters
   ll   one relu head at the middle layer: the steered run xy' and -log p(y' | x), backward
+
+  epoch-mse, epoch-ll  a training epoch of the same objective (as `tiller train`): 16 triplets in
+       shuffled batches of 4, each batch's forward and backward followed by an AdamW step (lr 1e-3,
+       weight decay 1e-6, linearly decayed); the figure is the epoch's steered tokens per second
 
 Frozen f32 weights (requires_grad only on the head parameters), the triplets as one right-padded
 batch with an attention mask, torch.set_num_threads(--threads). Figures: steered tokens (sum of
@@ -35,6 +41,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 TRIPLETS, X, XP, SHARED, Y = 4, 48, 64, 8, 64
+EPOCH_TRIPLETS, EPOCH_BATCH = 16, 4
 
 
 def token_ids(count: int, vocab: int, seed: int) -> list[int]:
@@ -45,9 +52,9 @@ def token_ids(count: int, vocab: int, seed: int) -> list[int]:
     return out
 
 
-def triplets(vocab: int) -> list[tuple[list[int], list[int], list[int]]]:
+def triplets(vocab: int, count: int = TRIPLETS) -> list[tuple[list[int], list[int], list[int]]]:
     out = []
-    for i in range(TRIPLETS):
+    for i in range(count):
         header = token_ids(SHARED, vocab, 200 + i)
         x = token_ids(X - SHARED, vocab, 100 + i) + header
         xp = token_ids(XP - SHARED, vocab, 300 + i) + header
@@ -72,7 +79,7 @@ def vm(key: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
-    parser.add_argument("--workload", choices=["mse", "ll"], required=True)
+    parser.add_argument("--workload", choices=["mse", "ll", "epoch-mse", "epoch-ll"], required=True)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
@@ -83,8 +90,10 @@ def main() -> int:
     for p in model.parameters():
         p.requires_grad_(False)
     layers, d = model.config.num_hidden_layers, model.config.hidden_size
-    data = triplets(model.config.vocab_size)
-    steered_layers = list(range(layers)) if args.workload == "mse" else [layers // 2]
+    epoch = args.workload.startswith("epoch-")
+    objective = args.workload.removeprefix("epoch-")
+    everything = triplets(model.config.vocab_size, EPOCH_TRIPLETS if epoch else TRIPLETS)
+    steered_layers = list(range(layers)) if objective == "mse" else [layers // 2]
     heads = {l: head(l, d) for l in steered_layers}
 
     def batch(seqs):
@@ -96,13 +105,7 @@ def main() -> int:
             mask[b, :len(s)] = 1
         return ids, mask
 
-    xy = [x + y for x, _, y in data]
-    xpy = [xp + y for _, xp, y in data]
-    steer_mask = torch.zeros(len(xy), max(map(len, xy)))
-    for b, (x, _, y) in enumerate(data):
-        steer_mask[b, len(x) - 1:len(x) + len(y)] = 1  # answer_only
-
-    def run(seqs, steer):
+    def run(seqs, steer, steer_mask=None):
         outputs, handles = [], []
         def make(index):
             def hook(module, inputs, output):
@@ -120,21 +123,26 @@ def main() -> int:
             ids, mask = batch(seqs)
             # Logits only where the loss reads them, as Tiller computes them: every x has the same
             # length, so y' is predicted from the same positions in every sequence.
-            keep = torch.arange(X - 1, X - 1 + Y) if args.workload == "ll" else 1
+            keep = torch.arange(X - 1, X - 1 + Y) if objective == "ll" else 1
             logits = model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=keep).logits
         finally:
             for h in handles:
                 h.remove()
         return outputs, logits
 
-    def step() -> float:
+    def step(data) -> float:
         for p in heads.values():
             for t in p.values():
                 t.grad = None
-        if args.workload == "mse":
+        xy = [x + y for x, _, y in data]
+        xpy = [xp + y for _, xp, y in data]
+        steer_mask = torch.zeros(len(xy), max(map(len, xy)))
+        for b, (x, _, y) in enumerate(data):
+            steer_mask[b, len(x) - 1:len(x) + len(y)] = 1  # answer_only
+        if objective == "mse":
             with torch.no_grad():
                 prompted, _ = run(xpy, steer=False)
-            steered, _ = run(xy, steer=True)
+            steered, _ = run(xy, steer=True, steer_mask=steer_mask)
             count = sum(len(y) + 1 for _, _, y in data)
             loss = 0
             for b, (x, xp, y) in enumerate(data):
@@ -144,7 +152,7 @@ def main() -> int:
                     loss = loss + ((steered[l][b, rows] - prompted[l][b, rows + off]) ** 2).sum()
             loss = loss / count
         else:
-            _, logits = run(xy, steer=True)
+            _, logits = run(xy, steer=True, steer_mask=steer_mask)
             loss, count = 0, sum(len(y) for _, _, y in data)
             for b, (x, _, y) in enumerate(data):
                 lp = torch.log_softmax(logits[b], dim=-1)
@@ -153,14 +161,30 @@ def main() -> int:
         loss.backward()
         return loss.item()
 
-    step()  # warm-up
+    parameters = [t for p in heads.values() for t in p.values()]
+    batches = (len(everything) + EPOCH_BATCH - 1) // EPOCH_BATCH
+    optimiser = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=1e-6)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda k: max(0.0, 1 - k / ((args.repeats + 1) * batches)))
+    generator = torch.Generator().manual_seed(0)
+
+    def train_epoch() -> float:
+        # The training loop of `tiller train`: shuffled mini-batches, a step after each.
+        order, total = torch.randperm(len(everything), generator=generator).tolist(), 0.0
+        for b in range(batches):
+            total += step([everything[i] for i in order[b * EPOCH_BATCH:(b + 1) * EPOCH_BATCH]])
+            optimiser.step()
+            schedule.step()
+        return total / batches
+
+    work = train_epoch if epoch else (lambda: step(everything))
+    work()  # warm-up
     open("/proc/self/clear_refs", "w").write("5")
     samples, loss = [], math.nan
     for _ in range(args.repeats):
         start = time.perf_counter()
-        loss = step()
+        loss = work()
         samples.append(time.perf_counter() - start)
-    tokens = sum(len(s) for s in xy)
+    tokens = sum(len(x) + len(y) for x, _, y in everything)
     print(json.dumps({"workload": args.workload, "threads": args.threads, "attention": args.attn,
                       "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
                       "tok_s": tokens / statistics.median(samples), "seconds": samples, "loss": loss,
