@@ -11,10 +11,11 @@ struct Demo: ParsableCommand {
             Six held-out lab questions (two per kind: concept, persona, format; the steering text once \
             in the system message, once before the question) are answered greedily without and with \
             their steering prompt, and the exact judges score both answers against the steering target. \
-            Then activation steering: DiffMean and a local PSR head are fitted for one concept from a \
-            small capture of its train triplets, each keeps the AxBench factor that scores best on a \
-            few held-out questions, and one more held-out question is answered with the prompt and \
-            with each (the full comparison: tiller lab compare).
+            Then activation steering for one persona (cheerful): DiffMean and a local PSR head are \
+            fitted from a capture of its train triplets and an A-PSR head is trained through the frozen \
+            model on them; each keeps the factor that scores best on a few held-out questions, and one \
+            more held-out question is answered with the prompt and with each (the full comparison: \
+            tiller lab compare).
             """)
 
     @OptionGroup var modelOption: LabModelOption

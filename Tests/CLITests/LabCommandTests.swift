@@ -44,7 +44,7 @@ import Testing
     @Test func demoPrintsTheScores() throws {
         let result = try TillerProcess.run(["demo", "--backend", "cpu"])
         #expect(result.status == 0, "\(result.stderr)")
-        for text in ["unsteered", "steered", "aggregate", "trait", "pass", "summary"] {
+        for text in ["unsteered", "steered", "aggregate", "trait", "pass", "summary", "DiffMean", "A-PSR(MSE)"] {
             #expect(result.stdout.contains(text), "\(text) missing from:\n\(result.stdout)")
         }
         // Every line but the model's path (as long as the checkout's) fits 100 columns.
