@@ -151,6 +151,9 @@ public struct LabComparison {
         /// Each trained row's relative RMSE at the compare layer over every captured row, from a
         /// replay of its heads on xy' (`CaptureAnalyzer.replay`, as `tiller analyze --steer`).
         public let replayed: [(method: String, relativeRMSE: Double)]
+        /// The yardstick: the paraphrased steering prompt's relative RMSE against Delta_PS
+        /// (`LabParaphrase`) on the same triplets and layer; nil when not measured.
+        public let paraphraseRMSE: Double?
         public let selectionCount: Int
         public let evaluationCount: Int
         public let cells: [Cell]
@@ -223,6 +226,9 @@ public struct LabComparison {
                     "\(label($0.method)) \(String(format: "%.3f", $0.relativeRMSE))"
                 }.joined(separator: ", "))
             }
+            let paraphraseRMSE = try LabParaphrase.relativeRMSE(triplets, prompted: prepared, layer: layer, evaluation: evaluation, source: source)
+            log("tiller: \(name): the paraphrased prompt (\"\(triplets[0].target?.paraphraseText ?? "")\") against Delta_PS at layer \(layer): relative RMSE "
+                + (paraphraseRMSE.map { String(format: "%.3f", $0) } ?? "none"))
             log("tiller: \(name): captured \(fitted.capturedRows) rows of \(triplets.count) train triplets at layer \(layer); fitted "
                 + fitted.fits.map { "\($0.method.rawValue) (relative RMSE \(String(format: "%.3f", $0.relativeRMSE)))" }.joined(separator: ", "))
 
@@ -278,7 +284,7 @@ public struct LabComparison {
                 total.elapsed += g.elapsed
             }
             let result = TargetResult(target: target, layer: layer, trainTriplets: triplets.count, capturedRows: fitted.capturedRows,
-                                      fittedRows: fitted.fittedRows, fits: fitted.fits, replayed: fitted.replayed, selectionCount: selection.count,
+                                      fittedRows: fitted.fittedRows, fits: fitted.fits, replayed: fitted.replayed, paraphraseRMSE: paraphraseRMSE, selectionCount: selection.count,
                                       evaluationCount: evaluated.count, cells: cells, matched: matched, seconds: now() - targetStarted)
             log("tiller: \(name): " + cells.map { cell in
                 "\(label(cell.method)) \(String(format: "%.2f", cell.headline))" + (cell.factor.map { " @\(LabComparison.factorText($0))" } ?? "")
@@ -297,10 +303,12 @@ public struct LabComparison {
     }
 
     /// The train examples as token triplets (x', x, y' = the corpus answer), for capture and training.
-    static func prepare(_ examples: [LabExample], evaluation: LabEvaluation, source: String) throws -> [CaptureTriplet] {
+    /// `steeredMessages` gives x' (the example's own steered prompt unless another is wanted).
+    static func prepare(_ examples: [LabExample], evaluation: LabEvaluation, source: String,
+                        steeredMessages: (LabExample) -> [LabMessage] = { $0.promptMessages(steered: true) }) throws -> [CaptureTriplet] {
         let preparer = CapturePreparer(tokenizer: evaluation.tokenizer, template: evaluation.template)
         let lines = examples.enumerated().map { i, example in
-            CaptureTripletLine(number: i + 1, steered: .messages(chat(example.promptMessages(steered: true))),
+            CaptureTripletLine(number: i + 1, steered: .messages(chat(steeredMessages(example))),
                                unsteered: .messages(chat(example.promptMessages(steered: false))), completion: .text(example.answer))
         }
         return try preparer.prepare(lines, path: source, generator: nil, options: GenerationOptions())

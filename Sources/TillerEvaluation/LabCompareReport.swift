@@ -126,15 +126,19 @@ public extension LabComparison {
             lines += ["Trained rows: \(settings.training.epochs) epochs of AdamW, learning rate \(settings.training.learningRate) "
                       + "(decayed linearly to 0), batch \(settings.training.batchSize), seed \(settings.training.seed), on every "
                       + "train triplet, heads acting at location \(settings.training.location.name); S- rows: one head at the layer "
-                      + "above, A- rows: every layer.", ""]
+                      + "above, A- rows: every layer; ReFT-r1: one direction at the layer above, times its largest latent.", ""]
         }
+        lines += ["Relative RMSE against Delta_PS at the compare layer; the last column is the yardstick, the steering prompt in "
+                  + "other words (e.g. \"act as a cheerful assistant.\") against the prompt itself.", ""]
         lines.append("| target | train triplets | captured rows | fitted rows | held-out (choose / score) | relative RMSE: "
-                     + (settings.methods.map(\.rawValue) + settings.trained.map(\.rawValue)).map(LabComparison.label).joined(separator: " / ") + " |")
-        lines.append("|---|---:|---:|---:|---:|---:|")
+                     + (settings.methods.map(\.rawValue) + settings.trained.map(\.rawValue)).map(LabComparison.label).joined(separator: " / ")
+                     + " | paraphrased prompt |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|")
         for result in results {
             lines.append("| \(result.kind.rawValue) \(result.target.name) | \(result.trainTriplets) | \(result.capturedRows) | \(result.fittedRows) | "
                          + "\(result.selectionCount) / \(result.evaluationCount) | "
-                         + (result.fits.map(\.relativeRMSE) + result.replayed.map(\.relativeRMSE)).map { String(format: "%.3f", $0) }.joined(separator: " / ") + " |")
+                         + (result.fits.map(\.relativeRMSE) + result.replayed.map(\.relativeRMSE)).map { String(format: "%.3f", $0) }.joined(separator: " / ")
+                         + " | " + (result.paraphraseRMSE.map { String(format: "%.3f", $0) } ?? "-") + " |")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -167,6 +171,8 @@ public extension LabComparison {
                     "relative_rmse": Dictionary(result.fits.map { ($0.method.rawValue, $0.relativeRMSE.isFinite ? $0.relativeRMSE : -1) }
                                                 + result.replayed.map { ($0.method, $0.relativeRMSE.isFinite ? $0.relativeRMSE : -1) },
                                                 uniquingKeysWith: { $1 }),
+                    // The equivalent-prompt yardstick (-1: no shared row).
+                    "paraphrase_relative_rmse": result.paraphraseRMSE ?? -1,
                     "rows": result.cells.map { cell -> [String: Any] in
                         var row: [String: Any] = [
                             "method": cell.method,

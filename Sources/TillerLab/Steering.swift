@@ -80,18 +80,36 @@ public enum LabTarget: Sendable, Hashable, CustomStringConvertible {
         ("quotes", "wrap your answer in quotes."),
     ]
 
-    private static func prompt(_ key: String) -> String {
-        promptTemplates.first { $0.key == key }?.text ?? ""
+    /// The same requests in other words, never seen in training: the PSR paper's "equivalent
+    /// prompt" yardstick (how far apart two prompts that ask for the same thing put the residual
+    /// stream) for `tiller lab compare`'s relative RMSE. No content word of the lexicon occurs here.
+    public static let paraphraseTemplates: [(key: String, text: String)] = [
+        ("concept", "please bring up {concept} when you reply."),
+        ("persona", "act as a {trait} assistant."),
+        ("capitals", "reply using only upper case letters."),
+        ("no_commas", "do not put any commas in your reply."),
+        ("end_with", "finish your reply with \"{phrase}\"."),
+        ("sentences", "reply with {n} sentences, no more and no fewer."),
+        ("quotes", "put quotation marks around your reply."),
+    ]
+
+    private static func prompt(_ key: String, in templates: [(key: String, text: String)] = promptTemplates) -> String {
+        templates.first { $0.key == key }?.text ?? ""
     }
 
     /// The steering text, exactly as the corpus uses it.
-    public var steeringText: String {
+    public var steeringText: String { text(from: LabTarget.promptTemplates) }
+
+    /// The steering text in other words (`paraphraseTemplates`).
+    public var paraphraseText: String { text(from: LabTarget.paraphraseTemplates) }
+
+    private func text(from templates: [(key: String, text: String)]) -> String {
         switch self {
-        case .concept(let topic): return LabTarget.prompt("concept").replacingAll("{concept}", with: topic.name)
-        case .persona(let trait): return LabTarget.prompt("persona").replacingAll("{trait}", with: trait.name)
-        case .format(.endWith(let phrase)): return LabTarget.prompt("end_with").replacingAll("{phrase}", with: phrase)
-        case .format(.sentences(let n)): return LabTarget.prompt("sentences").replacingAll("{n}", with: String(n))
-        case .format(let format): return LabTarget.prompt(format.kind.rawValue)
+        case .concept(let topic): return LabTarget.prompt("concept", in: templates).replacingAll("{concept}", with: topic.name)
+        case .persona(let trait): return LabTarget.prompt("persona", in: templates).replacingAll("{trait}", with: trait.name)
+        case .format(.endWith(let phrase)): return LabTarget.prompt("end_with", in: templates).replacingAll("{phrase}", with: phrase)
+        case .format(.sentences(let n)): return LabTarget.prompt("sentences", in: templates).replacingAll("{n}", with: String(n))
+        case .format(let format): return LabTarget.prompt(format.kind.rawValue, in: templates)
         }
     }
 
@@ -117,12 +135,17 @@ public enum LabPrompt {
     /// The prompt for `question`: unsteered (no target, or placement none) is the user message alone;
     /// "system" puts the steering text in a system message; "user" puts it before the question.
     public static func messages(question: String, target: LabTarget?, placement: LabPlacement) -> [LabMessage] {
-        guard let target, placement != .none else { return [LabMessage(role: "user", content: question)] }
+        messages(question: question, steeringText: target?.steeringText, placement: placement)
+    }
+
+    /// The same with any steering text (a paraphrase, say) in the target's place.
+    public static func messages(question: String, steeringText: String?, placement: LabPlacement) -> [LabMessage] {
+        guard let steeringText, placement != .none else { return [LabMessage(role: "user", content: question)] }
         switch placement {
         case .system:
-            return [LabMessage(role: "system", content: target.steeringText), LabMessage(role: "user", content: question)]
+            return [LabMessage(role: "system", content: steeringText), LabMessage(role: "user", content: question)]
         case .user, .none:
-            return [LabMessage(role: "user", content: target.steeringText + " " + question)]
+            return [LabMessage(role: "user", content: steeringText + " " + question)]
         }
     }
 }

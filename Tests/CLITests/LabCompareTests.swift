@@ -85,6 +85,7 @@ import Testing
                 let target: String
                 let rows: [Row]
                 let relative_rmse: [String: Double]
+                let paraphrase_relative_rmse: Double
             }
             struct Claim: Decodable {
                 let left_method: String, right_method: String, target: String, score: String
@@ -149,9 +150,10 @@ import Testing
         }
         for target in report.targets {
             for method in trained { #expect(target.relative_rmse[method].map { $0 > 0 && $0.isFinite } == true, "\(target.target) \(method)") }
+            #expect(target.paraphrase_relative_rmse > 0 && target.paraphrase_relative_rmse.isFinite, "\(target.target)")
         }
         let text = try String(contentsOfFile: markdown, encoding: .utf8)
-        for label in ["| A-PSR(MSE) |", "| S-PSR(LL) |", "| A-Const(MSE) |", "| prompt + A-PSR(MSE) |", "TA@C80", "| holds |"] {
+        for label in ["| A-PSR(MSE) |", "| S-PSR(LL) |", "| A-Const(MSE) |", "| prompt + A-PSR(MSE) |", "TA@C80", "| holds |", "| ReFT-r1 |", "paraphrased prompt"] {
             #expect(text.contains(label), "\(label) missing from:\n\(text)")
         }
         #expect(result.stderr.contains("trained A-PSR(MSE)"), "\(result.stderr)")

@@ -38,7 +38,7 @@ import Testing
         for question in QuestionTemplate.all {
             other.formUnion(LabText.words(question.text).filter { !["noun", "adj", "topic"].contains($0) })
         }
-        for prompt in LabTarget.promptTemplates {
+        for prompt in LabTarget.promptTemplates + LabTarget.paraphraseTemplates {
             other.formUnion(LabText.words(prompt.text).filter { !["concept", "trait", "phrase", "n"].contains($0) })
         }
         #expect(content.intersection(other).sorted() == [])
