@@ -64,3 +64,51 @@ extension ModelLoadingErrorTests {
         #expect(message.contains("model.layers.1.self_attn.k_norm.weight") && !message.contains("\n"), "\(message)")
     }
 }
+
+/// Gemma 3's multimodal checkpoints (Gemma3ForConditionalGeneration): the text model's config in
+/// text_config, its tensors under language_model.model. beside a vision tower's, laid out as
+/// transformers 5 saves them. On text the model is its text model: the fixture's logits.
+extension ModelLoadingErrorTests {
+    @Test func gemma3MultimodalCheckpointRunsItsTextModel() throws {
+        let directory = try model("gemma3") { c in
+            var text = c
+            text.removeValue(forKey: "architectures")
+            c = ["architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3", "text_config": text,
+                 "vision_config": ["hidden_size": 16, "model_type": "siglip_vision_model"], "mm_tokens_per_image": 4,
+                 "tie_word_embeddings": true]
+        }
+        let source = try SafetensorsFile(path: ModelFixtures.directory("gemma3") + "/model.safetensors")
+        var tensors: [SafetensorsWriter.Entry] = [
+            .init(name: "multi_modal_projector.mm_input_projection_weight", shape: [16, 64], values: (0..<1024).map { Float($0 % 7) * 0.01 }),
+            .init(name: "vision_tower.vision_model.post_layernorm.weight", shape: [16], values: Array(repeating: 1, count: 16)),
+        ]
+        for name in source.entries.keys.sorted() {
+            let entry = try source.entry(name)
+            let raw = source.bytes(entry)
+            tensors.append(.init(name: "language_model." + name, shape: entry.shape,
+                                 values: (0..<(raw.count / 4)).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }))
+        }
+        try FileManager.default.removeItem(atPath: directory + "/model.safetensors")
+        try SafetensorsWriter.write(tensors, to: directory + "/model.safetensors")
+
+        let reference = try ModelFixtures.reference("gemma3")
+        let ids = try reference.ints("ids"), expected = try reference.floats("logits")
+        let backend = CPUBackend()
+        let loaded = try TransformerModel.load(directory: directory, backend: backend)
+        #expect(loaded.architecture == .gemma3 && loaded.config.architectures == ["Gemma3ForConditionalGeneration"])
+        let output = try loaded.forward([ids], cache: try loaded.makeCache(batchSize: 1, capacity: 32), logits: .all)
+        let error = ModelFixtures.relativeError(try backend.floats(output.logits), expected)
+        #expect(error <= ModelParityTests.tolerance, "relative error \(error)")
+
+        // A text_config missing a size takes transformers' default, which these weights contradict:
+        // the loader names the tensor whose shape disagrees.
+        let edited = directory + "/config.json"
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: edited))) as! [String: Any]
+        var text = config["text_config"] as! [String: Any]
+        text.removeValue(forKey: "intermediate_size")
+        config["text_config"] = text
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: edited))
+        let message = loadError(directory)
+        #expect(message.contains("language_model.model.layers.0.mlp") && !message.contains("\n"), "\(message)")
+    }
+}

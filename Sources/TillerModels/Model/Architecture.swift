@@ -39,14 +39,18 @@ public enum Architecture: String, CaseIterable, Sendable {
         guard let name = config.architectures?.first else {
             throw TillerError.io(path: path, detail: "no \"architectures\" entry; supported: \(supportedList)")
         }
-        guard let architecture = Architecture(rawValue: name) else {
+        guard let architecture = Architecture(rawValue: name) ?? aliases[name] else {
             throw TillerError.io(path: path, detail: "architecture \(name) is not supported; supported: \(supportedList)")
         }
         try architecture.checkSupported(config, path: path)
         return architecture
     }
 
-    static var supportedList: String { allCases.map(\.rawValue).joined(separator: ", ") }
+    /// Checkpoints whose text model is one of the families: Gemma 3's multimodal checkpoints
+    /// (config.json's text_config, weights under language_model.model.; see MultimodalTextConfig).
+    static let aliases: [String: Architecture] = ["Gemma3ForConditionalGeneration": .gemma3]
+
+    static var supportedList: String { (allCases.map(\.rawValue) + aliases.keys.sorted()).joined(separator: ", ") }
 
     /// Each layer's rotary embedding: Gemma 3's sliding layers have their own base; every other
     /// family uses rope_theta and rope_scaling on every layer.

@@ -90,6 +90,7 @@ public struct ModelConfig: Codable, Sendable {
     /// Parses config.json, naming the file in any error.
     public static func parse(_ data: Data, path: String) throws -> ModelConfig {
         let config: ModelConfig
+        let data = MultimodalTextConfig.flattened(data)
         do {
             config = try JSONDecoder().decode(ModelConfig.self, from: data)
         } catch {

@@ -81,14 +81,16 @@ public final class TransformerModel {
         func norm(_ name: String) throws -> Tensor { try checkpoint.load(name, into: backend, expectedShape: [d]) }
         func bias(_ name: String, _ n: Int) throws -> Tensor { try checkpoint.load(name, into: backend, as: .f32, expectedShape: [n]) }
 
-        embedding = try weight("model.embed_tokens.weight", [v, d])
-        finalNorm = try norm("model.norm.weight")
-        if checkpoint.has("lm_head.weight") {
-            lmHead = try weight("lm_head.weight", [v, d])
+        // "model." but for a multimodal checkpoint's language model.
+        let prefix = checkpoint.textModelPrefix(), lmHeadName = checkpoint.lmHeadName(textModelPrefix: prefix)
+        embedding = try weight(prefix + "embed_tokens.weight", [v, d])
+        finalNorm = try norm(prefix + "norm.weight")
+        if checkpoint.has(lmHeadName) {
+            lmHead = try weight(lmHeadName, [v, d])
         } else if config.tieWordEmbeddings ?? true {
             lmHead = embedding
         } else {
-            throw TillerError.io(path: checkpoint.path, detail: "no lm_head.weight and tie_word_embeddings is false")
+            throw TillerError.io(path: checkpoint.path, detail: "no \(lmHeadName) and tie_word_embeddings is false")
         }
         let traits = self.traits
         // One frequency tensor per distinct schedule (Gemma 3: local and global).
@@ -103,7 +105,7 @@ public final class TransformerModel {
             traits.qkNorm ? try checkpoint.load(name, into: backend, expectedShape: [hd]) : nil
         }
         layers = try (0..<config.numHiddenLayers).map { i in
-            let p = "model.layers.\(i)."
+            let p = prefix + "layers.\(i)."
             return LayerWeights(
                 inputNorm: try norm(p + "input_layernorm.weight"),
                 postAttentionNorm: try norm(p + "post_attention_layernorm.weight"),
