@@ -112,3 +112,14 @@ extension ModelLoadingErrorTests {
         #expect(message.contains("language_model.model.layers.0.mlp") && !message.contains("\n"), "\(message)")
     }
 }
+
+extension ModelLoadingErrorTests {
+    /// Rope parameters per layer type in a family that has one rope would be ignored: refused.
+    @Test func nestedRopeParametersOutsideGemma3AreRefused() throws {
+        let message = loadError(try model { c in
+            c["rope_parameters"] = ["sliding_attention": ["rope_type": "default", "rope_theta": 10_000.0],
+                                    "full_attention": ["rope_type": "default", "rope_theta": 500_000.0]]
+        })
+        #expect(message.contains("config.json") && message.contains("rope_parameters") && !message.contains("\n"), "\(message)")
+    }
+}

@@ -56,6 +56,10 @@ public enum Architecture: String, CaseIterable, Sendable {
     /// family uses rope_theta and rope_scaling on every layer.
     public func rotarySchedules(_ config: ModelConfig, path: String) throws -> [RotarySchedule] {
         if self == .gemma3 { return try Gemma3.rotarySchedules(config, path: path) }
+        // Parameters per layer type that this family would not read: refused, not ignored.
+        if let nested = config.ropeParameters?.byLayerType {
+            throw TillerError.io(path: path, detail: "rope_parameters is nested by layer type (\(nested.keys.sorted().joined(separator: ", "))), which only Gemma 3 uses")
+        }
         let all = RotarySchedule(theta: config.resolvedRopeTheta, scaling: try config.ropeScalingKind(path: path))
         return Array(repeating: all, count: config.numHiddenLayers)
     }
