@@ -56,6 +56,8 @@ public struct ModelFingerprint: Sendable, Equatable {
         case .qwen2: return "qwen2"
         case .gemma2: return "gemma2"
         case .mistral: return "mistral"
+        case .qwen3: return "qwen3"
+        case .gemma3: return "gemma3_text"
         }
     }
 

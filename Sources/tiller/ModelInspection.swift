@@ -20,7 +20,12 @@ struct ModelInspection: Encodable {
     var vocabSize: Int
     /// max_position_embeddings (nil when the config does not say).
     var context: Int?
+    /// The rope of the global (full-attention) layers; `slidingRope` that of the sliding layers
+    /// when they have their own (Gemma 3), else nil.
     var rope: Rope
+    var slidingRope: Rope?
+    /// Whether q and k are RMS-normed per head before RoPE (Qwen3, Gemma 3).
+    var qkNorm: Bool
     /// Per layer: the sliding window, or nil for full attention (nil when no layer has one).
     var slidingWindows: [Int?]?
     var attentionSoftcap: Double?
@@ -48,12 +53,25 @@ struct ModelInspection: Encodable {
         var theta: Double
         var type: String
         var factor: Double?
+
+        init(theta: Double, type: String, factor: Double?) {
+            (self.theta, self.type, self.factor) = (theta, type, factor)
+        }
+
+        init(_ schedule: RotarySchedule) {
+            switch schedule.scaling {
+            case .none: self.init(theta: schedule.theta, type: "default", factor: nil)
+            case let .linear(factor): self.init(theta: schedule.theta, type: "linear", factor: factor)
+            case let .llama3(factor, _, _, _): self.init(theta: schedule.theta, type: "llama3", factor: factor)
+            }
+        }
     }
 
     enum CodingKeys: String, CodingKey {
         case model, architecture, modelType = "model_type", supported, layers, hiddenSize = "hidden_size"
         case intermediateSize = "intermediate_size", attentionHeads = "attention_heads", keyValueHeads = "key_value_heads"
-        case headDim = "head_dim", vocabSize = "vocab_size", context, rope, slidingWindows = "sliding_windows"
+        case headDim = "head_dim", vocabSize = "vocab_size", context, rope, slidingRope = "sliding_rope", qkNorm = "qk_norm"
+        case slidingWindows = "sliding_windows"
         case attentionSoftcap = "attention_softcap", finalLogitSoftcap = "final_logit_softcap", activation
         case rmsNormEps = "rms_norm_eps", tiedEmbeddings = "tied_embeddings", parameters
         case uncountedTensors = "uncounted_tensors", dtypes, tensors, weightFiles = "weight_files", weightBytes = "weight_bytes"
@@ -77,6 +95,8 @@ struct ModelInspection: Encodable {
         try c.encode(vocabSize, forKey: .vocabSize)
         try c.encode(context, forKey: .context)
         try c.encode(rope, forKey: .rope)
+        try c.encode(slidingRope, forKey: .slidingRope)
+        try c.encode(qkNorm, forKey: .qkNorm)
         try c.encode(slidingWindows, forKey: .slidingWindows)
         try c.encode(attentionSoftcap, forKey: .attentionSoftcap)
         try c.encode(finalLogitSoftcap, forKey: .finalLogitSoftcap)
@@ -121,12 +141,21 @@ struct ModelInspection: Encodable {
             // The family's own reading of the config (the window per layer, the soft-caps), as the
             // forward pass uses it.
             let traits = known.traits(config)
+            qkNorm = traits.qkNorm
+            // Each layer's rope as the model computes it: the global layers' first, then the
+            // sliding layers' when it differs (Gemma 3's local base).
+            let schedules = try known.rotarySchedules(config, path: configPath)
+            if let global = schedules.indices.first(where: { traits.slidingWindow($0) == nil }).map({ schedules[$0] }) ?? schedules.first {
+                rope = Rope(global)
+                slidingRope = schedules.first { $0 != global }.map(Rope.init)
+            }
             let windows = (0..<config.numHiddenLayers).map { traits.slidingWindow($0) }
             slidingWindows = windows.contains { $0 != nil } ? windows : nil
             attentionSoftcap = traits.attentionSoftcap.map(Double.init)
             finalLogitSoftcap = traits.finalLogitSoftcap.map(Double.init)
             activation = traits.activation == .geluTanh ? "gelu_tanh" : "silu"
         } else {
+            qkNorm = false
             attentionSoftcap = config.attnLogitSoftcapping
             finalLogitSoftcap = config.finalLogitSoftcapping
             activation = config.hiddenActivation ?? config.hiddenAct
@@ -188,7 +217,9 @@ struct ModelInspection: Encodable {
         rows.append(("attention heads", "\(attentionHeads) (\(keyValueHeads) key/value heads, head dim \(headDim))"))
         rows.append(("vocabulary", "\(vocabSize)"))
         rows.append(("context", context.map { "\($0) tokens (max_position_embeddings)" } ?? "- (no max_position_embeddings)"))
-        rows.append(("rope", "theta \(number(rope.theta)), \(rope.type)\(rope.factor.map { ", factor \(number($0))" } ?? "")"))
+        func describe(_ rope: Rope) -> String { "theta \(number(rope.theta)), \(rope.type)\(rope.factor.map { ", factor \(number($0))" } ?? "")" }
+        rows.append(("rope", describe(rope) + (slidingRope.map { " (sliding layers: \(describe($0)))" } ?? "")))
+        if qkNorm { rows.append(("q/k norms", "RMSNorm per head before rope")) }
         if let slidingWindows {
             let layers = slidingWindows.enumerated().map { i, w in w.map { "\(i): \($0)" } ?? "\(i): full" }
             rows.append(("sliding window", layers.joined(separator: ", ")))

@@ -44,7 +44,7 @@ import Testing
 
     /// Every fixture checkpoint and the lab model: the JSON report against config.json and the
     /// safetensors header as read here.
-    @Test(arguments: ["llama", "llama-bf16", "qwen2", "gemma2", "mistral", "lab"])
+    @Test(arguments: ["llama", "llama-bf16", "qwen2", "gemma2", "mistral", "qwen3", "gemma3", "lab"])
     func inspectReportsTheConfigAndTheHeaders(model name: String) throws {
         let path = name == "lab" ? SteeringCommandTests.labModel : Self.fixtures.appendingPathComponent("models/\(name)").path
         let report = try SteeringCommandTests.jsonObject(try Self.ok(["inspect", "--model", path, "--json"]).stdout)
@@ -59,9 +59,16 @@ import Testing
         let heads = try #require(config["num_attention_heads"] as? Int)
         #expect(report["head_dim"] as? Int == (config["head_dim"] as? Int ?? (config["hidden_size"] as! Int) / heads))
         #expect(report["architecture"] as? String == (config["architectures"] as? [String])?.first && report["supported"] as? Bool == true)
-        let rope = try #require(config["rope_parameters"] as? [String: Any])
+        // Gemma 3's rope_parameters are nested by layer type: the global layers' are `rope`, the
+        // sliding layers' `sliding_rope`.
+        let ropeParameters = try #require(config["rope_parameters"] as? [String: Any])
+        let rope = ropeParameters["full_attention"] as? [String: Any] ?? ropeParameters
+        let slidingRope = ropeParameters["sliding_attention"] as? [String: Any]
         #expect((report["rope"] as? [String: Any])?["theta"] as? Double == rope["rope_theta"] as? Double)
         #expect((report["rope"] as? [String: Any])?["type"] as? String == rope["rope_type"] as? String)
+        #expect((report["rope"] as? [String: Any])?["factor"] as? Double == rope["factor"] as? Double, "\(name)")
+        #expect((report["sliding_rope"] as? [String: Any])?["theta"] as? Double == slidingRope?["rope_theta"] as? Double, "\(name)")
+        #expect(report["qk_norm"] as? Bool == header.keys.contains { $0.hasSuffix("self_attn.q_norm.weight") }, "\(name)")
 
         // Parameters: every tensor's elements, a tied output projection once (none is stored here).
         let tensors = header.filter { $0.key != "__metadata__" }.compactMap { $0.value as? [String: Any] }
@@ -96,6 +103,8 @@ import Testing
         // The table says the same in words.
         let table = try Self.ok(["inspect", "--model", path]).stdout
         #expect(table.contains("layers:") && table.contains("parameters:") && table.contains(String(parameters).suffix(3)), "\(table)")
+        #expect(table.contains("sliding layers: theta") == (slidingRope != nil) && table.contains("q/k norms:") == (report["qk_norm"] as? Bool == true),
+                "\(table)")
     }
 
     /// A ChatML template that writes "You are a helpful assistant." into a conversation without a

@@ -8,7 +8,7 @@ import TillerVulkan
 enum ModelFixtures {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/models")
-    static let architectures = ["llama", "qwen2", "gemma2", "mistral", "llama-bf16"]
+    static let architectures = ["llama", "qwen2", "gemma2", "mistral", "llama-bf16", "qwen3", "gemma3"]
 
     static func directory(_ name: String) -> String { root.appendingPathComponent(name).path }
 

@@ -5,9 +5,9 @@ import TillerModels
 
 /// Bad model directories give one-line errors naming the file and what is wrong.
 @Suite struct ModelLoadingErrorTests {
-    /// A copy of the llama fixture whose config.json is rewritten by `edit`.
-    func model(editing edit: (inout [String: Any]) -> Void) throws -> String {
-        let source = ModelFixtures.directory("llama")
+    /// A copy of a fixture (llama unless named) whose config.json is rewritten by `edit`.
+    func model(_ fixture: String = "llama", editing edit: (inout [String: Any]) -> Void) throws -> String {
+        let source = ModelFixtures.directory(fixture)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tiller-model-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: source + "/model.safetensors", toPath: directory + "/model.safetensors")

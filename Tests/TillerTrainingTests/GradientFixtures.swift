@@ -10,7 +10,7 @@ import TillerVulkan
 /// parity checkpoints of Tests/Fixtures/models.
 enum GradientFixtures {
     static let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    static let architectures = ["llama", "qwen2", "gemma2", "mistral", "llama-bf16"]
+    static let architectures = ["llama", "qwen2", "gemma2", "mistral", "llama-bf16", "qwen3", "gemma3"]
 
     static func modelDirectory(_ name: String) -> String { tests.appendingPathComponent("Fixtures/models/\(name)").path }
     static func path(_ name: String) -> String { tests.appendingPathComponent("Fixtures/gradients/\(name).json").path }

@@ -5,14 +5,14 @@ extension CheckpointDirectory {
     /// at the first missing tensor): the extra layers would be skipped silently, giving another
     /// model than the checkpoint holds.
     func checkLayerCount(_ count: Int, configPath: String) throws {
-        let prefix = "model.layers."
+        let prefix = textModelPrefix() + "layers."
         var layers = 0
         for name in tensorNames where name.hasPrefix(prefix) {
             if let index = Int(name.dropFirst(prefix.count).prefix { $0 != "." }) { layers = max(layers, index + 1) }
         }
         guard layers <= count else {
             throw TillerError.io(path: configPath,
-                                 detail: "num_hidden_layers = \(count), but the weights hold \(layers) layers (model.layers.0 to model.layers.\(layers - 1))")
+                                 detail: "num_hidden_layers = \(count), but the weights hold \(layers) layers (\(prefix)0 to \(prefix)\(layers - 1))")
         }
     }
 }

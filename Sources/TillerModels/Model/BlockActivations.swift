@@ -14,7 +14,8 @@ import TillerCore
 ///     output = middle + [post-norm](mlpProjected)
 ///
 /// The projections' pre-norm values exist only with sandwich norms (Gemma 2); without them the
-/// projections accumulate straight into the residual.
+/// projections accumulate straight into the residual. With per-head q/k norms (Qwen3, Gemma 3)
+/// q and k hold the normed heads and, when distinct, qProjected and kProjected the projections.
 struct BlockActivations {
     var input: Tensor
     var attentionNormed: Tensor
@@ -29,9 +30,12 @@ struct BlockActivations {
     var output: Tensor
     /// Where a sandwich post-norm writes when the projection must survive it (nil: in place).
     var normedProjection: Tensor? = nil
+    /// q and k before their per-head norms (nil: normed in place, or no such norms).
+    var qProjected: Tensor? = nil, kProjected: Tensor? = nil
 
     /// Every tensor distinct, freshly made (the input too unless given): what the backward needs.
-    static func distinct(rows n: Int, config: ModelConfig, sandwich: Bool, backend: Backend, input: Tensor? = nil) throws -> BlockActivations {
+    static func distinct(rows n: Int, config: ModelConfig, traits: ArchitectureTraits, backend: Backend, input: Tensor? = nil) throws -> BlockActivations {
+        let sandwich = traits.sandwichNorms, qk = traits.qkNorm
         let d = config.hiddenSize, f = config.intermediateSize
         let hq = config.numAttentionHeads, hkv = config.kvHeads, hd = config.resolvedHeadDim
         func make(_ columns: Int) throws -> Tensor { try backend.empty([n, columns]) }
@@ -39,16 +43,17 @@ struct BlockActivations {
                                 v: try make(hkv * hd), attended: try make(hq * hd), attentionProjected: sandwich ? try make(d) : nil,
                                 middle: try make(d), mlpNormed: try make(d), gate: try make(f), up: try make(f), gated: try make(f),
                                 mlpProjected: sandwich ? try make(d) : nil, output: try make(d),
-                                normedProjection: sandwich ? try make(d) : nil)
+                                normedProjection: sandwich ? try make(d) : nil,
+                                qProjected: qk ? try make(hq * hd) : nil, kProjected: qk ? try make(hkv * hd) : nil)
     }
 }
 
 extension BlockActivations {
     /// Bytes of one block's distinct activations for `rows` rows (the input not counted).
-    static func bytes(rows n: Int, config: ModelConfig, sandwich: Bool) -> Int {
+    static func bytes(rows n: Int, config: ModelConfig, traits: ArchitectureTraits) -> Int {
         let d = config.hiddenSize, f = config.intermediateSize
         let q = config.numAttentionHeads * config.resolvedHeadDim, kv = config.kvHeads * config.resolvedHeadDim
-        let perRow = 4 * d + 2 * q + 2 * kv + 3 * f + (sandwich ? 3 * d : 0)
+        let perRow = 4 * d + 2 * q + 2 * kv + 3 * f + (traits.sandwichNorms ? 3 * d : 0) + (traits.qkNorm ? q + kv : 0)
         return n * perRow * 4
     }
 }

@@ -23,16 +23,28 @@ extension TransformerModel {
         try residualAdd(a.gated, layer.down, norm: layer.postFeedforwardNorm, projected: a.mlpProjected, normed: a.normedProjection, eps: eps, into: a.output)
     }
 
-    /// The first half of a block: the input norm and the q, k, v projections, q and k roped.
+    /// The first half of a block: the input norm and the q, k, v projections, q and k normed per
+    /// head (Qwen3, Gemma 3) and roped.
     func normAndProjections(_ layer: LayerWeights, _ a: BlockActivations, positions: Tensor, eps: Float) throws {
         let be = backend, n = a.input.rows
         let hq = config.numAttentionHeads, hkv = config.kvHeads, hd = config.resolvedHeadDim
         try be.rmsNorm(a.input, weight: layer.inputNorm, eps: eps, unitOffset: traits.normUnitOffset, out: a.attentionNormed)
-        try be.matmul(a.attentionNormed, layer.q, layout: .nk, bias: layer.qBias, accumulate: false, out: a.q)
-        try be.matmul(a.attentionNormed, layer.k, layout: .nk, bias: layer.kBias, accumulate: false, out: a.k)
+        try be.matmul(a.attentionNormed, layer.q, layout: .nk, bias: layer.qBias, accumulate: false, out: a.qProjected ?? a.q)
+        try be.matmul(a.attentionNormed, layer.k, layout: .nk, bias: layer.kBias, accumulate: false, out: a.kProjected ?? a.k)
         try be.matmul(a.attentionNormed, layer.v, layout: .nk, bias: layer.vBias, accumulate: false, out: a.v)
-        try be.rope(try a.q.reshaped([n, hq, hd]), positions: positions, inverseFrequencies: inverseFrequencies)
-        try be.rope(try a.k.reshaped([n, hkv, hd]), positions: positions, inverseFrequencies: inverseFrequencies)
+        try headNorm(a.qProjected ?? a.q, layer.qNorm, heads: hq, eps: eps, out: a.q)
+        try headNorm(a.kProjected ?? a.k, layer.kNorm, heads: hkv, eps: eps, out: a.k)
+        try be.rope(try a.q.reshaped([n, hq, hd]), positions: positions, inverseFrequencies: layer.inverseFrequencies)
+        try be.rope(try a.k.reshaped([n, hkv, hd]), positions: positions, inverseFrequencies: layer.inverseFrequencies)
+    }
+
+    /// An RMSNorm over each head of `projected` ([rows, heads * head_dim]) into `out` (in place
+    /// when they are the same tensor); nothing when the layer has no such norm.
+    func headNorm(_ projected: Tensor, _ weight: Tensor?, heads: Int, eps: Float, out: Tensor) throws {
+        guard let weight else { return }
+        let hd = config.resolvedHeadDim, rows = projected.rows * heads
+        try backend.rmsNorm(try projected.reshaped([rows, hd]), weight: weight, eps: eps, unitOffset: traits.normUnitOffset,
+                            out: try out.reshaped([rows, hd]))
     }
 
     func attentionOptions(_ index: Int) -> AttentionOptions {

@@ -13,8 +13,12 @@ extension ModelConfig {
         }
         try positive("rope_theta", ropeTheta)
         try positive("rope_parameters.rope_theta", ropeParameters?.ropeTheta)
-        for (name, scaling) in [("rope_scaling", ropeScaling), ("rope_parameters", ropeParameters)] {
+        try positive("rope_local_base_freq", ropeLocalBaseFreq)
+        // Gemma 3's rope_parameters nested by layer type: each set checked as the flat one is.
+        let nested = (ropeParameters?.byLayerType ?? [:]).sorted { $0.key < $1.key }.map { ("rope_parameters.\($0.key)", Optional($0.value)) }
+        for (name, scaling) in [("rope_scaling", ropeScaling), ("rope_parameters", ropeParameters)] + nested {
             guard let scaling else { continue }
+            if name != "rope_parameters" { try positive("\(name).rope_theta", scaling.ropeTheta) }
             try positive("\(name).factor", scaling.factor)
             try positive("\(name).low_freq_factor", scaling.lowFreqFactor)
             try positive("\(name).high_freq_factor", scaling.highFreqFactor)
@@ -26,6 +30,7 @@ extension ModelConfig {
         try positive("final_logit_softcapping", finalLogitSoftcapping)
         if let n = maxPositionEmbeddings, n <= 0 { throw fail("max_position_embeddings", n, "positive") }
         if let n = maxWindowLayers, n < 0 { throw fail("max_window_layers", n, ">= 0") }
+        if let n = slidingWindowPattern, n <= 0 { throw fail("sliding_window_pattern", n, "positive") }
         if let types = layerTypes, types.count != numHiddenLayers {
             throw TillerError.io(path: path, detail: "layer_types lists \(types.count) layers, num_hidden_layers is \(numHiddenLayers)")
         }

@@ -31,6 +31,13 @@ public struct ModelConfig: Codable, Sendable {
     public var queryPreAttnScalar: Double?
     public var attnLogitSoftcapping: Double?
     public var finalLogitSoftcapping: Double?
+    /// Gemma 3 in transformers 4's configs: the sliding layers' rope base (transformers 5 writes
+    /// it as rope_parameters.sliding_attention.rope_theta).
+    public var ropeLocalBaseFreq: Double?
+    /// Gemma 3 without layer_types: every sliding_window_pattern-th layer is global.
+    public var slidingWindowPattern: Int?
+    /// EmbeddingGemma's bidirectional attention (refused: Tiller runs causal models).
+    public var useBidirectionalAttention: Bool?
     public var bosTokenId: Int?
     public var eosTokenId: TokenIDs?
 
@@ -45,6 +52,8 @@ public struct ModelConfig: Codable, Sendable {
         case attentionBias = "attention_bias", hiddenAct = "hidden_act", hiddenActivation = "hidden_activation"
         case queryPreAttnScalar = "query_pre_attn_scalar", attnLogitSoftcapping = "attn_logit_softcapping"
         case finalLogitSoftcapping = "final_logit_softcapping", bosTokenId = "bos_token_id", eosTokenId = "eos_token_id"
+        case ropeLocalBaseFreq = "rope_local_base_freq", slidingWindowPattern = "sliding_window_pattern"
+        case useBidirectionalAttention = "use_bidirectional_attention"
     }
 
     /// eos_token_id is a number in some configs and a list in others.
@@ -68,6 +77,9 @@ public struct ModelConfig: Codable, Sendable {
         public var lowFreqFactor: Double?
         public var highFreqFactor: Double?
         public var originalMaxPositionEmbeddings: Double?
+        /// transformers 5 nests Gemma 3's rope_parameters by layer type: one set each under
+        /// "sliding_attention" and "full_attention" (nil when the parameters are flat).
+        public var byLayerType: [String: RopeScalingConfig]?
 
         enum CodingKeys: String, CodingKey {
             case ropeTheta = "rope_theta", ropeType = "rope_type", type, factor, lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
@@ -78,6 +90,7 @@ public struct ModelConfig: Codable, Sendable {
     /// Parses config.json, naming the file in any error.
     public static func parse(_ data: Data, path: String) throws -> ModelConfig {
         let config: ModelConfig
+        let data = MultimodalTextConfig.flattened(data)
         do {
             config = try JSONDecoder().decode(ModelConfig.self, from: data)
         } catch {
@@ -122,7 +135,12 @@ public struct ModelConfig: Codable, Sendable {
 
     /// The rotary schedule this config asks for (rope_scaling, or transformers 5's rope_parameters).
     public func ropeScalingKind(path: String) throws -> RoPEScaling {
-        guard let s = ropeScaling ?? ropeParameters else { return .none }
+        try Self.ropeScalingKind(ropeScaling ?? ropeParameters, path: path)
+    }
+
+    /// The rotary schedule one set of rope parameters describes (none when nil); errors name `key`.
+    public static func ropeScalingKind(_ scaling: RopeScalingConfig?, key: String = "rope_scaling", path: String) throws -> RoPEScaling {
+        guard let s = scaling else { return .none }
         switch s.ropeType ?? s.type ?? "default" {
         case "default": return .none
         case "linear":
@@ -130,11 +148,11 @@ public struct ModelConfig: Codable, Sendable {
         case "llama3":
             guard let factor = s.factor, let low = s.lowFreqFactor, let high = s.highFreqFactor,
                   let original = s.originalMaxPositionEmbeddings else {
-                throw TillerError.io(path: path, detail: "rope_scaling llama3 needs factor, low_freq_factor, high_freq_factor and original_max_position_embeddings")
+                throw TillerError.io(path: path, detail: "\(key) llama3 needs factor, low_freq_factor, high_freq_factor and original_max_position_embeddings")
             }
             return .llama3(factor: factor, lowFrequencyFactor: low, highFrequencyFactor: high, originalMaxPositions: original)
         case let other:
-            throw TillerError.io(path: path, detail: "rope_scaling type \"\(other)\" is not supported (default, linear, llama3)")
+            throw TillerError.io(path: path, detail: "\(key) type \"\(other)\" is not supported (default, linear, llama3)")
         }
     }
 }

@@ -37,17 +37,17 @@ extension TransformerModel {
         // A pass with a hook may be backpropagated: when every block's activations fit the
         // budget, they are kept (distinct, the block's output before the hook) and the backward
         // need not recompute any block.
-        let keep = hook != nil && layers.count * BlockActivations.bytes(rows: n, config: config, sandwich: traits.sandwichNorms) <= trainingActivationBudget
+        let keep = hook != nil && layers.count * BlockActivations.bytes(rows: n, config: config, traits: traits) <= trainingActivationBudget
         var kept: [BlockActivations] = []
         // Otherwise one set of working tensors for every block, aliased as in inference except
         // that each block writes a fresh output (its input stays saved).
-        let work = keep ? nil : try BlockActivations.distinct(rows: n, config: config, sandwich: traits.sandwichNorms, backend: be)
+        let work = keep ? nil : try BlockActivations.distinct(rows: n, config: config, traits: traits, backend: be)
         var final = first
         for (index, layer) in layers.enumerated() {
             let output = try be.empty([n, d])
             var a: BlockActivations
             if keep {
-                a = try BlockActivations.distinct(rows: n, config: config, sandwich: traits.sandwichNorms, backend: be, input: final)
+                a = try BlockActivations.distinct(rows: n, config: config, traits: traits, backend: be, input: final)
             } else {
                 a = work!
                 a.input = final
@@ -86,11 +86,18 @@ extension TransformerModel {
         try Check.shape("backward", "gradient", gradient, [n, hiddenSize])
         let eps = Float(config.rmsNormEps ?? 1e-6)
         if negatedInverseFrequencies == nil {
-            negatedInverseFrequencies = try be.tensor(try be.floats(inverseFrequencies).map { -$0 }, shape: [inverseFrequencies.count])
+            // Layers that share a frequency tensor share its negation.
+            var negated: [(Tensor, Tensor)] = []
+            negatedInverseFrequencies = try layers.map { layer in
+                if let known = negated.first(where: { $0.0.isSameView(as: layer.inverseFrequencies) }) { return known.1 }
+                let tensor = try be.tensor(try be.floats(layer.inverseFrequencies).map { -$0 }, shape: [layer.inverseFrequencies.count])
+                negated.append((layer.inverseFrequencies, tensor))
+                return tensor
+            }
         }
         let recomputed = saved.activations == nil
-            ? try BlockActivations.distinct(rows: n, config: config, sandwich: traits.sandwichNorms, backend: be) : nil
-        let scratch = try BlockGradients(rows: n, config: config, backend: be)
+            ? try BlockActivations.distinct(rows: n, config: config, traits: traits, backend: be) : nil
+        let scratch = try BlockGradients(rows: n, config: config, qkNorm: traits.qkNorm, backend: be)
         for index in stride(from: layerCount - 1, through: lowest, by: -1) {
             let layer = layers[index]
             let a: BlockActivations
@@ -143,10 +150,21 @@ extension TransformerModel {
                                  batch: batch, options: attentionOptions(index), gradOut: try g.attended.reshaped([b, t, hq, hd]),
                                  gradQ: try g.q.reshaped([b, t, hq, hd]), gradK: try g.k.reshaped(kvShape(b, t)),
                                  gradV: try g.v.reshaped(kvShape(b, t)))
-        try be.rope(try g.q.reshaped([b * t, hq, hd]), positions: positions, inverseFrequencies: negatedInverseFrequencies!)
-        try be.rope(try g.k.reshaped([b * t, hkv, hd]), positions: positions, inverseFrequencies: negatedInverseFrequencies!)
-        try be.matmul(g.q, layer.q, layout: .kn, bias: nil, accumulate: false, out: g.normed)
-        try be.matmul(g.k, layer.k, layout: .kn, bias: nil, accumulate: true, out: g.normed)
+        let negated = negatedInverseFrequencies![index]
+        try be.rope(try g.q.reshaped([b * t, hq, hd]), positions: positions, inverseFrequencies: negated)
+        try be.rope(try g.k.reshaped([b * t, hkv, hd]), positions: positions, inverseFrequencies: negated)
+        // Per-head q/k norms (Qwen3, Gemma 3): back through each head's norm to the projection.
+        var gradQ = g.q, gradK = g.k
+        if let qNorm = layer.qNorm, let kNorm = layer.kNorm, let qProjected = a.qProjected, let kProjected = a.kProjected,
+           let gq = g.qProjected, let gk = g.kProjected {
+            try be.rmsNormBackward(try qProjected.reshaped([b * t * hq, hd]), weight: qNorm, eps: eps, unitOffset: unit,
+                                   gradOut: try g.q.reshaped([b * t * hq, hd]), gradX: try gq.reshaped([b * t * hq, hd]))
+            try be.rmsNormBackward(try kProjected.reshaped([b * t * hkv, hd]), weight: kNorm, eps: eps, unitOffset: unit,
+                                   gradOut: try g.k.reshaped([b * t * hkv, hd]), gradX: try gk.reshaped([b * t * hkv, hd]))
+            (gradQ, gradK) = (gq, gk)
+        }
+        try be.matmul(gradQ, layer.q, layout: .kn, bias: nil, accumulate: false, out: g.normed)
+        try be.matmul(gradK, layer.k, layout: .kn, bias: nil, accumulate: true, out: g.normed)
         try be.matmul(g.v, layer.v, layout: .kn, bias: nil, accumulate: true, out: g.normed)
         try be.rmsNormBackward(a.input, weight: layer.inputNorm, eps: eps, unitOffset: unit, gradOut: g.normed, gradX: g.stream)
         try be.add(gradient, g.stream, out: gradient)
@@ -201,8 +219,10 @@ struct BlockGradients {
     let gated, gate, up: Tensor                   // [n, f]
     let attended, q: Tensor                       // [n, hq * hd]
     let k, v: Tensor                              // [n, hkv * hd]
+    /// The gradients of q and k before their per-head norms (nil without such norms).
+    let qProjected, kProjected: Tensor?
 
-    init(rows n: Int, config: ModelConfig, backend: Backend) throws {
+    init(rows n: Int, config: ModelConfig, qkNorm: Bool, backend: Backend) throws {
         let d = config.hiddenSize, f = config.intermediateSize
         let hq = config.numAttentionHeads, hkv = config.kvHeads, hd = config.resolvedHeadDim
         func make(_ columns: Int) throws -> Tensor { try backend.empty([n, columns]) }
@@ -210,5 +230,6 @@ struct BlockGradients {
         (gated, gate, up) = (try make(f), try make(f), try make(f))
         (attended, q) = (try make(hq * hd), try make(hq * hd))
         (k, v) = (try make(hkv * hd), try make(hkv * hd))
+        (qProjected, kProjected) = qkNorm ? (try make(hq * hd), try make(hkv * hd)) : (nil, nil)
     }
 }

@@ -10,7 +10,11 @@ struct LayerWeights {
     var preFeedforwardNorm, postFeedforwardNorm: Tensor?
     var q, k, v, o: Tensor
     var qBias, kBias, vBias: Tensor?
+    /// Per-head RMSNorm weights [head_dim] of q and k (Qwen3, Gemma 3).
+    var qNorm, kNorm: Tensor?
     var gate, up, down: Tensor
+    /// This layer's rotary inverse frequencies [head_dim / 2] (shared by layers with one schedule).
+    var inverseFrequencies: Tensor
 }
 
 /// Which rows of the final hidden state become logits.
@@ -38,14 +42,13 @@ public final class TransformerModel {
     let finalNorm: Tensor
     let lmHead: Tensor
     let layers: [LayerWeights]
-    let inverseFrequencies: Tensor
     /// Most bytes a training forward pass spends keeping every block's activations so the backward
     /// recomputes none (faster by about a forward pass); above it each block is recomputed from
     /// its saved input (memory layers x rows x hidden plus one block). 0 always recomputes.
     public var trainingActivationBudget = 2 << 30
-    /// The inverse frequencies negated: rope with them is the adjoint (the inverse) of rope.
-    /// Made by the first backward pass.
-    var negatedInverseFrequencies: Tensor?
+    /// Each layer's inverse frequencies negated: rope with them is the adjoint (the inverse) of
+    /// rope. Made by the first backward pass.
+    var negatedInverseFrequencies: [Tensor]?
 
     public var hiddenSize: Int { config.hiddenSize }
     public var vocabularySize: Int { config.vocabSize }
@@ -78,18 +81,31 @@ public final class TransformerModel {
         func norm(_ name: String) throws -> Tensor { try checkpoint.load(name, into: backend, expectedShape: [d]) }
         func bias(_ name: String, _ n: Int) throws -> Tensor { try checkpoint.load(name, into: backend, as: .f32, expectedShape: [n]) }
 
-        embedding = try weight("model.embed_tokens.weight", [v, d])
-        finalNorm = try norm("model.norm.weight")
-        if checkpoint.has("lm_head.weight") {
-            lmHead = try weight("lm_head.weight", [v, d])
+        // "model." but for a multimodal checkpoint's language model.
+        let prefix = checkpoint.textModelPrefix(), lmHeadName = checkpoint.lmHeadName(textModelPrefix: prefix)
+        embedding = try weight(prefix + "embed_tokens.weight", [v, d])
+        finalNorm = try norm(prefix + "norm.weight")
+        if checkpoint.has(lmHeadName) {
+            lmHead = try weight(lmHeadName, [v, d])
         } else if config.tieWordEmbeddings ?? true {
             lmHead = embedding
         } else {
-            throw TillerError.io(path: checkpoint.path, detail: "no lm_head.weight and tie_word_embeddings is false")
+            throw TillerError.io(path: checkpoint.path, detail: "no \(lmHeadName) and tie_word_embeddings is false")
         }
         let traits = self.traits
+        // One frequency tensor per distinct schedule (Gemma 3: local and global).
+        var frequencyTensors: [(RotarySchedule, Tensor)] = []
+        let frequencies = try architecture.rotarySchedules(config, path: configPath).map { schedule in
+            if let known = frequencyTensors.first(where: { $0.0 == schedule }) { return known.1 }
+            let tensor = try backend.tensor(schedule.inverseFrequencies(headDim: hd), shape: [hd / 2])
+            frequencyTensors.append((schedule, tensor))
+            return tensor
+        }
+        func headNorm(_ name: String) throws -> Tensor? {
+            traits.qkNorm ? try checkpoint.load(name, into: backend, expectedShape: [hd]) : nil
+        }
         layers = try (0..<config.numHiddenLayers).map { i in
-            let p = "model.layers.\(i)."
+            let p = prefix + "layers.\(i)."
             return LayerWeights(
                 inputNorm: try norm(p + "input_layernorm.weight"),
                 postAttentionNorm: try norm(p + "post_attention_layernorm.weight"),
@@ -102,13 +118,13 @@ public final class TransformerModel {
                 qBias: traits.qkvBias ? try bias(p + "self_attn.q_proj.bias", hq * hd) : nil,
                 kBias: traits.qkvBias ? try bias(p + "self_attn.k_proj.bias", hkv * hd) : nil,
                 vBias: traits.qkvBias ? try bias(p + "self_attn.v_proj.bias", hkv * hd) : nil,
+                qNorm: try headNorm(p + "self_attn.q_norm.weight"),
+                kNorm: try headNorm(p + "self_attn.k_norm.weight"),
                 gate: try weight(p + "mlp.gate_proj.weight", [f, d]),
                 up: try weight(p + "mlp.up_proj.weight", [f, d]),
-                down: try weight(p + "mlp.down_proj.weight", [d, f]))
+                down: try weight(p + "mlp.down_proj.weight", [d, f]),
+                inverseFrequencies: frequencies[i])
         }
-        let frequencies = try config.ropeScalingKind(path: configPath)
-            .inverseFrequencies(theta: config.resolvedRopeTheta, headDim: hd)
-        inverseFrequencies = try backend.tensor(frequencies, shape: [hd / 2])
     }
 
     /// Loads one weight like `CheckpointDirectory.load`, but for host-memory tensors a slab of
@@ -284,8 +300,10 @@ public final class TransformerModel {
             if !pruned { try be.matmul(h, layer.q, layout: .nk, bias: layer.qBias, accumulate: false, out: q) }
             try be.matmul(h, layer.k, layout: .nk, bias: layer.kBias, accumulate: false, out: k)
             try be.matmul(h, layer.v, layout: .nk, bias: layer.vBias, accumulate: false, out: v)
-            if !pruned { try be.rope(try q.reshaped([n, hq, hd]), positions: positionTensor, inverseFrequencies: inverseFrequencies) }
-            try be.rope(try k.reshaped([n, hkv, hd]), positions: positionTensor, inverseFrequencies: inverseFrequencies)
+            if !pruned { try headNorm(q, layer.qNorm, heads: hq, eps: eps, out: q) }
+            try headNorm(k, layer.kNorm, heads: hkv, eps: eps, out: k)
+            if !pruned { try be.rope(try q.reshaped([n, hq, hd]), positions: positionTensor, inverseFrequencies: layer.inverseFrequencies) }
+            try be.rope(try k.reshaped([n, hkv, hd]), positions: positionTensor, inverseFrequencies: layer.inverseFrequencies)
             try be.cacheAppend(try k.reshaped([b, t, hkv, hd]), into: cache.keys[index], batch: batch)
             try be.cacheAppend(try v.reshaped([b, t, hkv, hd]), into: cache.values[index], batch: batch)
             guard pruned, let lastRows, let lastPositions else {
@@ -301,7 +319,8 @@ public final class TransformerModel {
             try be.gatherRows(x, indices: lastRows, out: xLast)
             try be.gatherRows(h, indices: lastRows, out: hLast)
             try be.matmul(hLast, layer.q, layout: .nk, bias: layer.qBias, accumulate: false, out: qLast)
-            try be.rope(try qLast.reshaped([b, hq, hd]), positions: lastPositions, inverseFrequencies: inverseFrequencies)
+            try headNorm(qLast, layer.qNorm, heads: hq, eps: eps, out: qLast)
+            try be.rope(try qLast.reshaped([b, hq, hd]), positions: lastPositions, inverseFrequencies: layer.inverseFrequencies)
             let block = BlockActivations.inPlace(x: xLast, h: hLast, q: qLast, k: k, v: v,
                                                  attended: try scratch("attendedLast", [b, hq * hd]),
                                                  gate: try scratch("gateLast", [b, f]), up: try scratch("upLast", [b, f]),
