@@ -44,6 +44,8 @@ struct Capture: ParsableCommand {
 
     @OptionGroup var jsonLines: JSONLinesOptions
 
+    @OptionGroup var sharding: ShardOptions
+
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
@@ -71,9 +73,14 @@ struct Capture: ParsableCommand {
 
     func run() throws {
         try ModelDirectory.check(model)
+        // A shard (docs/cluster.md) captures its triplets only, into its own file.
+        let shard = try sharding.resolve(command: "capture", format: .capture, out: out, inputs: [triplets])
+        if try shard?.skipIfComplete() == true { return }
+        let out = shard?.output ?? self.out
         try OutputPaths.check(out, inputs: [("--triplets", triplets)], modelDirectory: model)
-        let lines = try CaptureInput.read(triplets, maxLineBytes: jsonLines.maxLineBytes)
-        guard !lines.isEmpty else { throw TillerError.io(path: triplets, detail: "no triplets (the file has no lines)") }
+        let allLines = try CaptureInput.read(triplets, maxLineBytes: jsonLines.maxLineBytes)
+        guard !allLines.isEmpty else { throw TillerError.io(path: triplets, detail: "no triplets (the file has no lines)") }
+        let lines = shard?.select(allLines) ?? allLines
         let tokenizer = try ModelDirectory.tokenizer(model)
         let preparer = CapturePreparer(tokenizer: tokenizer, templateDirectory: model)
         let backend = try backendOptions.make()
@@ -115,6 +122,7 @@ struct Capture: ParsableCommand {
             bar.update(status)
         })
         bar.close(status)
+        try shard?.finish(inputLines: allLines.count)
         printError(String(format: "tiller: wrote %@: %d rows, %d triplet%@, %@ in %.2f s on %@", out, layout.info.rows, prepared.count, prepared.count == 1 ? "" : "s",
                           CaptureCommandSupport.size(layout.fileSize), elapsed(), backend.name))
     }
