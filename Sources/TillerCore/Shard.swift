@@ -59,7 +59,9 @@ public struct Shard: Equatable, Sendable, CustomStringConvertible {
 
     /// The shard a cluster's job array gives this process, and the variables it was read from;
     /// nil when none is set. Slurm: SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_MIN/STEP and
-    /// SLURM_ARRAY_TASK_COUNT (or MAX), so --array=1-8 and --array=0-14:2 number their tasks 0..<N.
+    /// SLURM_ARRAY_TASK_COUNT (or MAX), so --array=1-8 and --array=0-14:2 number their tasks 0..<N;
+    /// or SLURM_ARRAY_TASK_ID itself with TILLER_SHARD_COUNT, which a re-submitted single task
+    /// (--array=2, an array of one) needs.
     /// Kubernetes Indexed Job: JOB_COMPLETION_INDEX with TILLER_SHARD_COUNT (the Job's
     /// completions, which Kubernetes does not pass to the pod).
     public static func fromEnvironment(_ environment: [String: String]) throws -> (shard: Shard, source: String)? {
@@ -71,6 +73,10 @@ public struct Shard: Equatable, Sendable, CustomStringConvertible {
             return value
         }
         if let id = try number("SLURM_ARRAY_TASK_ID") {
+            // A stated total wins: a single task re-submitted (--array=2) is an array of one.
+            if let stated = try number("TILLER_SHARD_COUNT") {
+                return (try Shard(index: id, count: stated, name: "SLURM_ARRAY_TASK_ID"), "SLURM_ARRAY_TASK_ID=\(id), TILLER_SHARD_COUNT=\(stated)")
+            }
             let low = try number("SLURM_ARRAY_TASK_MIN") ?? 0, step = max(1, try number("SLURM_ARRAY_TASK_STEP") ?? 1)
             var used = ["SLURM_ARRAY_TASK_ID=\(id)"]
             let count: Int
@@ -86,6 +92,9 @@ public struct Shard: Equatable, Sendable, CustomStringConvertible {
             if low != 0 { used.append("SLURM_ARRAY_TASK_MIN=\(low)") }
             if step != 1 { used.append("SLURM_ARRAY_TASK_STEP=\(step)") }
             let source = used.joined(separator: ", ")
+            if count == 1 && id != 0 {
+                throw TillerError.invalidArgument(op: "SLURM_ARRAY_TASK_ID", detail: "task \(id) is an array of one (\(source)), as when one task of a larger array is re-submitted: set TILLER_SHARD_COUNT to the whole array's size, or give --shard I/N")
+            }
             guard (id - low) % step == 0, (id - low) / step < count, id >= low else {
                 throw TillerError.invalidArgument(op: "SLURM_ARRAY_TASK_ID", detail: "task \(id) is not one of \(count) evenly spaced tasks (\(source)); submit --array=0-\(count - 1) or give --shard I/N")
             }

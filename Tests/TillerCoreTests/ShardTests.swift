@@ -57,12 +57,17 @@ import Testing
         let stepped = try #require(try Shard.fromEnvironment(["SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "6",
                                                              "SLURM_ARRAY_TASK_STEP": "2", "SLURM_ARRAY_TASK_COUNT": "4"]))
         #expect(stepped.shard == (try Shard(index: 2, count: 4)))
+        // One task of a larger array re-submitted: the stated total wins, and without one it is refused.
+        let resubmitted = try #require(try Shard.fromEnvironment(["SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_MIN": "2", "SLURM_ARRAY_TASK_MAX": "2",
+                                                                 "SLURM_ARRAY_TASK_COUNT": "1", "TILLER_SHARD_COUNT": "4"]))
+        #expect(resubmitted.shard == (try Shard(index: 2, count: 4)) && resubmitted.source.contains("TILLER_SHARD_COUNT=4"))
         let indexed = try #require(try Shard.fromEnvironment(["JOB_COMPLETION_INDEX": "1", "TILLER_SHARD_COUNT": "3"]))
         #expect(indexed.shard == (try Shard(index: 1, count: 3)) && indexed.source.contains("JOB_COMPLETION_INDEX=1"))
         for (environment, named) in [(["JOB_COMPLETION_INDEX": "1"], "TILLER_SHARD_COUNT"),
                                      (["JOB_COMPLETION_INDEX": "3", "TILLER_SHARD_COUNT": "3"], "JOB_COMPLETION_INDEX"),
                                      (["SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "3"], "SLURM_ARRAY_TASK_ID"),
                                      (["SLURM_ARRAY_TASK_ID": "1"], "SLURM_ARRAY_TASK_COUNT"),
+                                     (["SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_MIN": "2", "SLURM_ARRAY_TASK_COUNT": "1"], "TILLER_SHARD_COUNT"),
                                      (["SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"], "--shard")] {
             do {
                 _ = try Shard.fromEnvironment(environment)
