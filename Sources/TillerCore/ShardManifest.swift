@@ -28,17 +28,20 @@ public struct ShardManifest: Codable, Equatable, Sendable {
     public var inputLines: Int
     /// Input lines this shard holds.
     public var lines: Int
+    /// Which input lines (0-based, ascending) when the split is not by line index modulo the
+    /// shard count: a capture splits by the unsharded run's batches (docs/cluster.md).
+    public var indices: [Int]?
     /// The output's file name (in the manifest's directory).
     public var file: String
     public var bytes: Int
     public var sha256: String
 
     enum CodingKeys: String, CodingKey {
-        case version, runID = "run_id", command, format, shard, shards, inputLines = "input_lines", lines, file, bytes, sha256
+        case version, runID = "run_id", command, format, shard, shards, inputLines = "input_lines", lines, indices = "line_indices", file, bytes, sha256
     }
 
-    public init(runID: String, command: String, format: Format, shard: Shard, inputLines: Int, lines: Int, file: String,
-                bytes: Int, sha256: String) {
+    public init(runID: String, command: String, format: Format, shard: Shard, inputLines: Int, lines: Int, indices: [Int]? = nil,
+                file: String, bytes: Int, sha256: String) {
         version = Self.formatVersion
         self.runID = runID
         self.command = command
@@ -47,6 +50,7 @@ public struct ShardManifest: Codable, Equatable, Sendable {
         self.shards = shard.count
         self.inputLines = inputLines
         self.lines = lines
+        self.indices = indices
         self.file = file
         self.bytes = bytes
         self.sha256 = sha256
@@ -57,8 +61,9 @@ public struct ShardManifest: Codable, Equatable, Sendable {
 
     /// Describes the complete output at `output` (hashing it) for `write`.
     public static func describing(_ output: String, runID: String, command: String, format: Format, shard: Shard,
-                                  inputLines: Int, lines: Int) throws -> ShardManifest {
-        ShardManifest(runID: runID, command: command, format: format, shard: shard, inputLines: inputLines, lines: lines,
+                                  inputLines: Int, indices: [Int]? = nil) throws -> ShardManifest {
+        ShardManifest(runID: runID, command: command, format: format, shard: shard, inputLines: inputLines,
+                      lines: indices?.count ?? Shard.lineCount(shard: shard.index, of: shard.count, total: inputLines), indices: indices,
                       file: (output as NSString).lastPathComponent, bytes: try fileSize(output), sha256: try SHA256.hex(file: output))
     }
 
@@ -86,8 +91,13 @@ public struct ShardManifest: Codable, Equatable, Sendable {
             throw TillerError.io(path: path, detail: "unknown shard manifest version \(manifest.version) (this Tiller reads version \(formatVersion))")
         }
         guard manifest.shards >= 1, manifest.shard >= 0, manifest.shard < manifest.shards, manifest.inputLines >= 0,
-              manifest.lines == Shard.lineCount(shard: manifest.shard, of: manifest.shards, total: manifest.inputLines) else {
+              manifest.lines == manifest.indices?.count ?? Shard.lineCount(shard: manifest.shard, of: manifest.shards, total: manifest.inputLines) else {
             throw TillerError.io(path: path, detail: "shard \(manifest.shard)/\(manifest.shards) of \(manifest.inputLines) input lines cannot hold \(manifest.lines) lines")
+        }
+        if let indices = manifest.indices {
+            guard zip(indices, indices.dropFirst()).allSatisfy({ $0 < $1 }), indices.allSatisfy({ $0 >= 0 && $0 < manifest.inputLines }) else {
+                throw TillerError.io(path: path, detail: "\"line_indices\" must be ascending input lines below \(manifest.inputLines)")
+            }
         }
         return manifest
     }

@@ -59,8 +59,26 @@ public struct ShardSet {
             throw TillerError.invalidArgument(op: "merge", detail: "\(missing.count) of \(count) shards missing: \(missing.map(String.init).joined(separator: ", ")) (e.g. \(example))")
         }
         members = found.sorted { $0.manifest.shard < $1.manifest.shard }
+        // Where each input line lies; every line in exactly one shard.
+        var places = [(shard: Int, position: Int)?](repeating: nil, count: found[0].manifest.inputLines)
+        for member in members {
+            let m = member.manifest
+            let lines = m.indices ?? Array(stride(from: m.shard, to: m.inputLines, by: m.shards))
+            for (position, line) in lines.enumerated() {
+                if let other = places[line] {
+                    throw TillerError.io(path: member.path, detail: "holds input line \(line + 1), which shard \(other.shard) holds too")
+                }
+                places[line] = (m.shard, position)
+            }
+        }
+        if let line = places.firstIndex(where: { $0 == nil }) {
+            throw TillerError.invalidArgument(op: "merge", detail: "input line \(line + 1) of \(places.count) is in none of the shards")
+        }
+        self.places = places.map { $0! }
     }
 
-    /// The shard and the position within it of input line `line`.
-    public func place(_ line: Int) -> (shard: Int, position: Int) { (line % members.count, line / members.count) }
+    private let places: [(shard: Int, position: Int)]
+
+    /// The shard and the position within it of input line `line` (0-based).
+    public func place(_ line: Int) -> (shard: Int, position: Int) { places[line] }
 }

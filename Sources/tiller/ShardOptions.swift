@@ -103,9 +103,10 @@ struct ShardRun {
     func select<T>(_ items: [T]) -> [T] { shard.select(items) }
 
     /// Writes the manifest of the complete output (after the output was committed).
-    func finish(inputLines: Int) throws {
+    /// `indices`: the input lines written, when the split is not by line index modulo the count.
+    func finish(inputLines: Int, indices: [Int]? = nil) throws {
         let manifest = try ShardManifest.describing(output, runID: runID, command: command, format: format, shard: shard,
-                                                    inputLines: inputLines, lines: Shard.lineCount(shard: shard.index, of: shard.count, total: inputLines))
+                                                    inputLines: inputLines, indices: indices)
         try manifest.write(for: output)
         printError("tiller: shard \(shard) complete: \(manifest.lines) of \(inputLines) lines in \(output)")
     }
