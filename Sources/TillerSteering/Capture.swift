@@ -136,11 +136,14 @@ public final class ActivationCapture {
     /// (triplets done, rows written) after each triplet. The layout is
     /// announced through `starting` before the first forward pass. A triplet whose captured rows
     /// hold NaN or Inf is an error at `label(i)` (default "triplet i"; the command gives
-    /// "file:line") and nothing is written: a capture that fits NaN is worse than none.
+    /// "file:line") and nothing is written: a capture that fits NaN is worse than none. `plan`
+    /// fixes the passes (indices into `triplets`, each once) instead of `batches`: a shard runs
+    /// the whole run's passes, so its rows have the whole run's bits (docs/cluster.md).
     @discardableResult
     public func run(_ triplets: [CaptureTriplet], to path: String, model fingerprint: ModelFingerprint, source: String,
                     label: (Int) -> String = { "triplet \($0)" },
                     maxBatchRows: Int = ActivationCapture.defaultBatchRows,
+                    plan: [[Int]]? = nil,
                     starting: ((CaptureLayout) -> Void)? = nil,
                     progress: ((Int, Int) -> Void)? = nil) throws -> CaptureLayout {
         for (i, triplet) in triplets.enumerated() {
@@ -160,7 +163,7 @@ public final class ActivationCapture {
         let d = model.hiddenSize
         var done = 0
         do {
-            for indices in batches(triplets, maxRows: maxBatchRows) {
+            for indices in plan ?? batches(triplets, maxRows: maxBatchRows) {
                 let rows = try capture(batch: indices.map { triplets[$0] })
                 let counts = indices.map { triplets[$0].sharedLength }
                 if let (i, layer) = firstNonFinite(rows, rowCounts: counts) {

@@ -44,6 +44,8 @@ struct Capture: ParsableCommand {
 
     @OptionGroup var jsonLines: JSONLinesOptions
 
+    @OptionGroup var sharding: ShardOptions
+
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
@@ -71,15 +73,23 @@ struct Capture: ParsableCommand {
 
     func run() throws {
         try ModelDirectory.check(model)
+        // A shard (docs/cluster.md) captures its triplets only, into its own file.
+        let shard = try sharding.resolve(command: "capture", format: .capture, out: out, inputs: [triplets])
+        if try shard?.skipIfComplete() == true { return }
+        let out = shard?.output ?? self.out
         try OutputPaths.check(out, inputs: [("--triplets", triplets)], modelDirectory: model)
-        let lines = try CaptureInput.read(triplets, maxLineBytes: jsonLines.maxLineBytes)
-        guard !lines.isEmpty else { throw TillerError.io(path: triplets, detail: "no triplets (the file has no lines)") }
+        let allLines = try CaptureInput.read(triplets, maxLineBytes: jsonLines.maxLineBytes)
+        guard !allLines.isEmpty else { throw TillerError.io(path: triplets, detail: "no triplets (the file has no lines)") }
         let tokenizer = try ModelDirectory.tokenizer(model)
         let preparer = CapturePreparer(tokenizer: tokenizer, templateDirectory: model)
         let backend = try backendOptions.make()
         let transformer = try TransformerModel.load(directory: model, backend: backend)
         let chosen = try Self.parseLayers(layers, count: transformer.layerCount)
         let fingerprint = try ModelFingerprint(directory: model)
+        let (indices, plan) = try shard.map {
+            try CaptureSharding.select($0, lines: allLines, preparer: preparer, capture: ActivationCapture(model: transformer, layers: chosen), path: triplets)
+        } ?? (Array(allLines.indices), nil)
+        let lines = indices.map { allLines[$0] }
 
         let toSample = lines.filter { $0.completion == nil }.count
         var generator: Generator?
@@ -104,7 +114,7 @@ struct Capture: ParsableCommand {
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
         var status = GenerationProgress(totalRequests: prepared.count)
         let layout = try capture.run(prepared, to: out, model: fingerprint, source: triplets,
-                                     label: { "\(triplets):\(lines[$0].number)" }, starting: { layout in
+                                     label: { "\(triplets):\(lines[$0].number)" }, plan: plan, starting: { layout in
             let empty = prepared.filter { $0.sharedLength == 0 }.count
             printError("tiller: capturing \(layout.info.rows) rows from \(prepared.count) triplet\(prepared.count == 1 ? "" : "s"), layers \(chosen.map(String.init).joined(separator: ",")), hidden size \(layout.info.hiddenSize): \(CaptureCommandSupport.size(layout.fileSize)) (\(layout.fileSize) bytes) into \(out)"
                 + (empty > 0 ? "; \(empty) triplet\(empty == 1 ? " shares" : "s share") no tokens at the end" : ""))
@@ -115,6 +125,7 @@ struct Capture: ParsableCommand {
             bar.update(status)
         })
         bar.close(status)
+        try shard?.finish(inputLines: allLines.count, indices: plan == nil ? nil : indices)
         printError(String(format: "tiller: wrote %@: %d rows, %d triplet%@, %@ in %.2f s on %@", out, layout.info.rows, prepared.count, prepared.count == 1 ? "" : "s",
                           CaptureCommandSupport.size(layout.fileSize), elapsed(), backend.name))
     }

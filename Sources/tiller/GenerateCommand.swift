@@ -89,6 +89,8 @@ struct Generate: ParsableCommand {
 
     @OptionGroup var jsonLines: JSONLinesOptions
 
+    @OptionGroup var sharding: ShardOptions
+
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
@@ -110,7 +112,12 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         try ModelDirectory.check(model)
-        let lines = try PromptFile.read(prompts, maxLineBytes: jsonLines.maxLineBytes)
+        // A shard (docs/cluster.md) generates its lines only, into its own output.
+        let shard = try sharding.resolve(command: "generate", format: .jsonLines, out: out, inputs: [prompts])
+        if try shard?.skipIfComplete() == true { return }
+        let out = shard?.output ?? self.out
+        let allLines = try PromptFile.read(prompts, maxLineBytes: jsonLines.maxLineBytes)
+        let lines = shard?.select(allLines) ?? allLines
         try OutputPaths.check(out, inputs: inputs(lines), modelDirectory: model, allowStandardOutput: true)
         let tokenizer = try ModelDirectory.tokenizer(model)
         var template: ChatTemplate?
@@ -203,6 +210,7 @@ struct Generate: ParsableCommand {
         })
         bar.close(last)
         try writer.close(expected: requests.count)
+        try shard?.finish(inputLines: allLines.count)
         printError(String(format: "tiller: %d prompts, %d prompt tokens, %d new tokens in %.2f s (%.1f tok/s) on %@",
                           requests.count, last.promptTokens, last.generatedTokens, last.elapsed,
                           last.tokensPerSecond, backend.name))

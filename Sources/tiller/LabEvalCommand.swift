@@ -79,7 +79,12 @@ struct LabEvalCommand: ParsableCommand {
     @Flag(help: "Show the progress bar even when stderr is not a terminal.")
     var progress = false
 
+    @Option(help: ArgumentHelp("Also write every answer with its scores as a JSON line, in example order (a shard's answers with --shard).", valueName: "file"))
+    var answers: String?
+
     @OptionGroup var jsonLines: JSONLinesOptions
+
+    @OptionGroup var sharding: ShardOptions
 
     @OptionGroup var backendOptions: BackendOptions
 
@@ -115,8 +120,14 @@ struct LabEvalCommand: ParsableCommand {
             source = "the held-out split of corpus seed \(seed)"
             corpusSeed = seed
         }
-        let examples = HeldOutExamples.select(pool, kind: kind.kind, target: targetFilter, limit: limit)
+        let allExamples = HeldOutExamples.select(pool, kind: kind.kind, target: targetFilter, limit: limit)
         let described = targetFilter.map { "\(kind.rawValue) \($0)" } ?? kind.rawValue
+        // A shard (docs/cluster.md) answers its examples only and writes them to its own --answers file.
+        let shard = try LabEvalSharding.resolve(sharding, answers: answers, heldout: heldout, sweep: factorList != nil)
+        if try shard?.skipIfComplete() == true { return }
+        if let answers { try OutputPaths.check(shard?.output ?? answers, flag: "--answers", inputs: [("--heldout", heldout ?? "")]) }
+        let examples = shard?.select(allExamples) ?? allExamples
+        if let shard, examples.isEmpty, !allExamples.isEmpty { return try LabEvalSharding.finishEmpty(shard, inputLines: allExamples.count) }
         guard !examples.isEmpty else {
             throw TillerError.invalidArgument(op: "lab eval", detail: "no \(described) examples in \(source)")
         }
@@ -198,6 +209,11 @@ struct LabEvalCommand: ParsableCommand {
             extra["alpha"] = Double(steering.alpha)
         } else {
             preconditionFailure("--steer is prompt, none or a file")
+        }
+
+        if let answers {
+            try OutputFile.write(Data(try report.answerLines().utf8), to: shard?.output ?? answers)
+            try shard?.finish(inputLines: allExamples.count)
         }
 
         // A NaN or Inf stopped these answers (a huge factor or alpha): never a quiet low score.

@@ -45,6 +45,7 @@ import Testing
         "train --weight-decay": .float, "train --regularizer": .float, "train --normalize-mse": .text, "train --dev-share": .float,
         "train --score-threshold": .float, "train --seed": .int, "train --resume": .text, "train --sample-max-new-tokens": .int,
         "train --sample-temperature": .float, "train --progress": .text, "train --topk": .int, "train --l1-coefficient": .float,
+        "* --shard": .text, "* --run-id": .text, "lab eval --answers": .text, "merge <shard>": .text,
     ]
 
     static let extremes = ["0", "-1", "9223372036854775807", "nan", "1e308"]
@@ -95,6 +96,8 @@ import Testing
         var triplets: String { scratch.file("triplets.jsonl") }
         var capture: String { scratch.file("capture.safetensors") }
         var steering: String { scratch.file("steer.safetensors") }
+        /// A one-shard generation, the input of merge.
+        var shards: String { scratch.file("generated.shard-0000-of-0001.jsonl") }
 
         init() throws {
             scratch = try SteeringCommandTests.Scratch()
@@ -105,6 +108,8 @@ import Testing
                                          "--out", capture, "--backend", "cpu"])
             try SteeringCommandTests.ok(["fit", "--method", "diffmean", "--capture", capture, "--layer", "1", "--model", model.path,
                                          "--out", steering, "--backend", "cpu"])
+            try SteeringCommandTests.ok(["generate", "--model", model.path, "--prompts", prompts, "--max-new-tokens", "2",
+                                         "--out", scratch.file("generated.jsonl"), "--shard", "0/1", "--backend", "cpu"])
         }
 
         /// Otherwise valid, cheap arguments of each command; `out` is this run's own output path.
@@ -131,6 +136,7 @@ import Testing
                         "--dev-share=0"]
             case ["loss"]:
                 return ["--model=\(m)", "--steer=\(steering)", "--triplets=\(triplets)", "--objective=mse", "--gradients=\(out)"]
+            case ["merge"]: return [shards, "--out=\(out)"]
             case ["fit"]: return ["--method=diffmean", "--capture=\(capture)", "--layer=0", "--model=\(m)", "--out=\(out)", "--steps=1"]
             default: return []
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TillerCore
 import TillerCPU
 import TillerLab
 import TillerModels
