@@ -72,7 +72,9 @@ struct EvalOptions: ParsableArguments {
                 if entry.alpha != nil && alphas != nil {
                     throw TillerError.invalidArgument(op: "--steer", detail: "\"\(value)\" gives an alpha and --alpha gives others: give one")
                 }
-                let intervention = files.interventions[try files.intervention(entry.name)]
+                // The index first: `files.interventions[...]` would read the array before the file is added.
+                let index = try files.intervention(entry.name)
+                let intervention = files.interventions[index]
                 for alpha in alphas ?? [entry.alpha ?? intervention.alpha] {
                     arms.append(.file(entry.name, intervention, alpha: alpha, withPrompt: withPrompt))
                 }

@@ -64,7 +64,7 @@ public struct EvalScorer {
         var metrics: [String: Double?] = [:]
         func rating(_ metric: String) -> Int? { judgments.first { $0.metric == metric }?.rating }
         let source: EvalScores.CoherenceSource = judge == nil ? .proxy : .judge
-        metrics["coherence"] = source == .judge ? rating("coherence").map(Double.init) : meanNLL.map(CoherenceProxy.score)
+        metrics.updateValue(source == .judge ? rating("coherence").map(Double.init) : meanNLL.map(CoherenceProxy.score), forKey: "coherence")
         var checks: [EvalScores.Check] = []
         switch item.target {
         case .instructions(let list):
@@ -73,23 +73,20 @@ public struct EvalScorer {
                 let known = verdicts.compactMap(\.pass)
                 return known.count < verdicts.count ? nil : (known.allSatisfy { $0 } ? 1 : 0)
             }
-            metrics["pass"] = all(checks.map(\.strict))
-            metrics["pass_loose"] = all(checks.map(\.loose))
+            metrics.updateValue(all(checks.map(\.strict)), forKey: "pass")
+            metrics.updateValue(all(checks.map(\.loose)), forKey: "pass_loose")
         case .trait:
             let trait = judgments.first { $0.metric == "trait" }
             // A refusal shows no trait (Persona Vectors leaves refusals out; here they count 0 so
             // that a method which makes the model refuse is not rewarded by fewer answers).
-            metrics["trait"] = trait.flatMap { $0.refusal ? 0 : $0.rating.map(Double.init) }
+            metrics.updateValue(trait.flatMap { $0.refusal ? 0 : $0.rating.map(Double.init) }, forKey: "trait")
         case .concept:
             let c = rating("concept"), i = rating("instruction"), f = rating("fluency")
-            metrics["concept"] = c.map(Double.init)
-            metrics["instruction"] = i.map(Double.init)
-            metrics["fluency"] = f.map(Double.init)
-            if let c, let i, let f {
-                metrics["aggregate"] = EvalScores.aggregate(concept: c, instruction: i, fluency: f)
-            } else {
-                metrics["aggregate"] = .some(nil)
-            }
+            metrics.updateValue(c.map(Double.init), forKey: "concept")
+            metrics.updateValue(i.map(Double.init), forKey: "instruction")
+            metrics.updateValue(f.map(Double.init), forKey: "fluency")
+            metrics.updateValue(c.flatMap { c in i.flatMap { i in f.map { f in EvalScores.aggregate(concept: c, instruction: i, fluency: f) } } },
+                                forKey: "aggregate")
         }
         return EvalScores(metrics: metrics, coherenceSource: source, checks: checks, judgments: judgments, meanNLL: meanNLL)
     }

@@ -56,7 +56,7 @@ public struct EvalSummary {
         let metrics = EvalScorer.metricNames(proto)
         var lines: [[String]] = [["steering", "n"] + metrics]
         for row in rows {
-            let name = row.group.map { "  " + $0 } ?? row.steerKey
+            let name = row.group.map { "  " + $0 } ?? (row.steerKey as NSString).lastPathComponent
             lines.append([name, "\(row.count)"] + metrics.map { metric in
                 guard let mean = row.mean(metric) else { return "-" }
                 let scale = metric.hasPrefix("pass") ? 100.0 : 1.0
