@@ -157,3 +157,38 @@ import Testing
         }
     }
 }
+
+/// `tiller eval compare`: the table's matched points agree with the answers in the results file.
+@Suite struct EvalCompareTests {
+    @Test func tableAgreesWithTheResultsFile() throws {
+        let lab = try SteeringCommandTests.lab()
+        let psr = try #require(lab.files["psr"])
+        let scratch = try SteeringCommandTests.Scratch()
+        let out = scratch.file("results.jsonl")
+        let result = try SteeringCommandTests.ok(["eval", "compare", "--protocol", "ifeval-format", "--model", EvalCommandTests.lab,
+                                                  "--steer", psr, "--limit", "3", "--steps", "2", "--max-new-tokens", "8",
+                                                  "--out", out, "--backend", "cpu"])
+        let row = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("psr.safetensors") })
+        let cells = row.split(separator: " ").map(String.init)
+        #expect(cells.count == 7, "\(row)")
+        let lines = try EvalCommandTests.lines(out)
+        func means(alpha: Double) -> (pass: Double, coherence: Double, count: Int) {
+            let group = lines.filter { (($0["steer"] as? [String: Any])?["alpha"] as? Double) == alpha }
+            let scores = group.compactMap { $0["scores"] as? [String: Any] }
+            let pass = scores.compactMap { $0["pass"] as? Double }.reduce(0, +) / Double(max(1, scores.count))
+            let coherence = scores.compactMap { $0["coherence"] as? Double }.reduce(0, +) / Double(max(1, scores.count))
+            return (pass * 100, coherence, group.count)
+        }
+        // Every level's point: at its alpha, the file's answers give the printed score and coherence.
+        for level in 0..<2 {
+            let score = cells[1 + 3 * level], alpha = cells[2 + 3 * level], coherence = cells[3 + 3 * level]
+            guard let a = Double(alpha) else { #expect(alpha == "none"); continue }
+            let m = means(alpha: a)
+            #expect(m.count == 3)
+            #expect(String(format: "%.1f", m.pass) == score)
+            #expect(String(format: "%.1f", m.coherence) == coherence)
+        }
+        #expect(means(alpha: 4).count == 3, "the bisection starts at --max-alpha")
+        #expect(result.stdout.contains("none (unsteered)") && result.stdout.contains("prompt "))
+    }
+}

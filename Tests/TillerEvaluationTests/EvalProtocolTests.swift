@@ -129,3 +129,24 @@ import TillerModels
         #expect(try CoherenceProxy.meanNLL(model: model, context: Array(ids[..<split]), answer: []) == .infinity)
     }
 }
+
+/// The bisection of the matched-coherence comparison on coherence curves known in closed form.
+@Suite struct EvalMatchedCoherenceTests {
+    @Test func bisectionFindsTheLargestCoherentAlpha() throws {
+        // Arm 0: coherence 100 - 10 alpha (80 at alpha 2); arm 1: always 90 (keeps the maximum);
+        // arm 2: always 50 (never coherent); score = 7 alpha.
+        let curves: [(Double) -> Double] = [{ 100 - 10 * $0 }, { _ in 90 }, { _ in 50 }]
+        var calls = 0
+        let steps = 6
+        let points = try EvalMatchedCoherence.search(arms: 3, target: 80, level: "C80", maxAlpha: 4, steps: steps) { pairs in
+            calls += 1
+            return pairs.map { (curves[$0.arm]($0.alpha), 7 * $0.alpha) }
+        }
+        #expect(calls <= steps + 1)
+        let a0 = try #require(points[0].alpha)
+        #expect(a0 <= 2 && a0 >= 2 - 4 / pow(2, Double(steps)), "\(a0)")
+        #expect(points[0].score == 7 * a0 && (points[0].coherence ?? 0) >= 80)
+        #expect(points[1].alpha == 4)
+        #expect(points[2].alpha == nil && points[2].score == nil)
+    }
+}
