@@ -206,6 +206,20 @@ struct EvalRunCommand: ParsableCommand {
         print(summary.table())
         print("")
         for note in summary.notes(judged: judge != nil) { print(note) }
+        if options.proto == .concept {
+            for selection in EvalFactorSelection.select(results) {
+                let name = (selection.name as NSString).lastPathComponent
+                guard let mean = selection.mean else {
+                    print("AxBench selection of \(name): no judged aggregates (needs a judge)")
+                    continue
+                }
+                print(String(format: "AxBench selection of %@: aggregate %.3f over %d concepts (alpha chosen per concept on the first half of its instructions, scored on the other half)",
+                             name, mean, selection.choices.count))
+                if byGroup {
+                    for choice in selection.choices { print(String(format: "  %@: alpha %g, %.3f", choice.concept, choice.alpha, choice.score)) }
+                }
+            }
+        }
         if show > 0 {
             print("")
             for result in results.prefix(show) {

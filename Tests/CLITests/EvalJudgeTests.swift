@@ -134,6 +134,31 @@ import Testing
         #expect(try EvalCommandTests.lines(out).count == 3)
     }
 
+    /// Concept with the judge: the stub rates concept 2, instruction 1, fluency 2, so every
+    /// aggregate is 3 / (1/2 + 1 + 1/2) = 1.5, and AxBench's choice keeps the smaller alpha.
+    @Test func conceptScoresAndAxBenchSelection() throws {
+        let lab = try SteeringCommandTests.lab()
+        let psr = try #require(lab.files["psr"])
+        let scratch = try SteeringCommandTests.Scratch()
+        let judge = try StubJudge(log: scratch.file("log"))
+        let result = try TillerProcess.run(["eval", "--protocol", "concept", "--model", SteeringCommandTests.labModel,
+                                            "--steer", psr, "--alpha", "0.5,1", "--limit", "4", "--max-new-tokens", "8",
+                                            "--backend", "cpu", "--out", scratch.file("a.jsonl"), "--by-group",
+                                            "--judge-url", judge.url, "--judge-model", "stub", "--judge-cache", scratch.file("c.jsonl")])
+        #expect(result.status == 0, "\(result.stderr)")
+        for line in try EvalCommandTests.lines(scratch.file("a.jsonl")) {
+            let scores = try #require(line["scores"] as? [String: Any])
+            #expect(scores["concept"] as? Double == 2 && scores["instruction"] as? Double == 1 && scores["fluency"] as? Double == 2)
+            #expect(scores["aggregate"] as? Double == 1.5)
+        }
+        #expect(result.stdout.contains("AxBench selection of psr.safetensors: aggregate 1.500 over 1 concepts"), "\(result.stdout)")
+        #expect(result.stdout.contains("alpha 0.5, 1.500"))
+        // Four prompts per answer, each distinct prompt asked once (an answer the same at both
+        // alphas, or the same instruction prompt, is not asked twice).
+        let distinct = try String(contentsOfFile: scratch.file("c.jsonl"), encoding: .utf8).split(separator: "\n").count
+        #expect(judge.requests == distinct && distinct <= 4 * 2 * 4 && distinct >= 4)
+    }
+
     @Test func aClientErrorIsNotRetried() throws {
         let scratch = try SteeringCommandTests.Scratch()
         let judge = try StubJudge(["--status-first", "100", "400"], log: scratch.file("log"))

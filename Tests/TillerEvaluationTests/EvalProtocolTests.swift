@@ -150,3 +150,31 @@ import TillerModels
         #expect(points[2].alpha == nil && points[2].score == nil)
     }
 }
+
+/// AxBench's factor choice on judged aggregates made by hand.
+@Suite struct EvalFactorSelectionTests {
+    static func line(_ id: String, concept: String, alpha: Double, aggregate: Double) -> EvalResult {
+        EvalResult(json: ["protocol": "concept", "model": "m", "id": id, "group": concept, "steer_key": "f@\(alpha)",
+                          "steer": ["mode": "file", "file": "f.safetensors", "alpha": alpha, "with_prompt": false] as [String: Any],
+                          "response": "r", "scores": ["aggregate": aggregate]])!
+    }
+
+    @Test func choosesOnTheFirstHalfAndScoresTheOther() throws {
+        // Concept x: items a, b choose (alpha 2 wins 2.0 to 1.0); c, d are scored at alpha 2: (1.5 + 0.5) / 2.
+        // Concept y: a tie on the first half keeps the smaller alpha; its second half at alpha 1 is 0.9.
+        var results: [EvalResult] = []
+        let x: [String: [Double: Double]] = ["a": [1: 1, 2: 2], "b": [1: 1, 2: 2], "c": [1: 0.1, 2: 1.5], "d": [1: 0.1, 2: 0.5]]
+        let y: [String: [Double: Double]] = ["e": [1: 1, 2: 1], "f": [1: 0.9, 2: 2], "g": [1: 0.9, 2: 0]]
+        for alpha in [1.0, 2.0] {
+            for id in ["a", "b", "c", "d"] { results.append(Self.line(id, concept: "x", alpha: alpha, aggregate: x[id]![alpha]!)) }
+            for id in ["e", "f", "g"] { results.append(Self.line(id, concept: "y", alpha: alpha, aggregate: y[id]![alpha]!)) }
+        }
+        let selection = EvalFactorSelection.select(results)
+        #expect(selection.count == 1)
+        let choices = try #require(selection.first?.choices)
+        #expect(choices.map(\.concept) == ["x", "y"])
+        #expect(choices.map(\.alpha) == [2, 1])
+        #expect(abs(choices[0].score - 1.0) < 1e-12 && abs(choices[1].score - 0.9) < 1e-12)
+        #expect(abs((selection.first?.mean ?? 0) - 0.95) < 1e-12)
+    }
+}

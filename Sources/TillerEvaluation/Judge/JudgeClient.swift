@@ -64,9 +64,22 @@ public final class JudgeClient {
         session = URLSession(configuration: sessionConfiguration)
     }
 
-    /// Judges every prompt, `concurrency` at a time; results in the prompts' order. Throws the
-    /// first request that failed every attempt.
-    public func judge(_ prompts: [JudgePrompts.Prompt]) throws -> [Judgment] {
+    /// Judges every prompt, `concurrency` at a time; results in the prompts' order. The same prompt
+    /// twice (the same answer at two alphas, say) is asked once. Throws the first request that
+    /// failed every attempt.
+    public func judge(_ all: [JudgePrompts.Prompt]) throws -> [Judgment] {
+        var firstIndex: [JudgePrompts.Prompt: Int] = [:], prompts: [JudgePrompts.Prompt] = []
+        let slot = all.map { prompt -> Int in
+            if let known = firstIndex[prompt] { return known }
+            firstIndex[prompt] = prompts.count
+            prompts.append(prompt)
+            return prompts.count - 1
+        }
+        let judged = try judgeDistinct(prompts)
+        return slot.map { judged[$0] }
+    }
+
+    private func judgeDistinct(_ prompts: [JudgePrompts.Prompt]) throws -> [Judgment] {
         var results = [Judgment?](repeating: nil, count: prompts.count)
         var failure: Error?
         let lock = NSLock()
