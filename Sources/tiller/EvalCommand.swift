@@ -180,7 +180,10 @@ struct EvalRunCommand: ParsableCommand {
         // Every request must be askable before anything is generated.
         for request in requests { _ = try request.messages() }
         let judge = try options.judge.client()
-        let file = try out.map { try EvalResultsFile(path: $0, proto: options.proto, model: model) }
+        let file = try out.map {
+            try EvalResultsFile(path: $0, proto: options.proto, model: model, maxNewTokens: options.maxNewTokens,
+                                coherenceSource: judge == nil ? "proxy" : "judge")
+        }
 
         let backend = try options.backendOptions.make()
         let evaluation = try LabEvaluation.load(directory: directory, backend: backend)

@@ -55,7 +55,10 @@ struct EvalCompareCommand: ParsableCommand {
         let references: [EvalArm] = [.none, .prompt]
         for request in references.flatMap({ arm in items.map { EvalRequest(item: $0, arm: arm) } }) { _ = try request.messages() }
         let judge = try options.judge.client()
-        let file = try out.map { try EvalResultsFile(path: $0, proto: options.proto, model: model) }
+        let file = try out.map {
+            try EvalResultsFile(path: $0, proto: options.proto, model: model, maxNewTokens: options.maxNewTokens,
+                                coherenceSource: judge == nil ? "proxy" : "judge")
+        }
         let backend = try options.backendOptions.make()
         let evaluation = try LabEvaluation.load(directory: directory, backend: backend)
         let runner = EvalRunner(evaluation: evaluation, proto: options.proto, model: model, judge: judge)

@@ -116,6 +116,9 @@ import Testing
         try SteeringCommandTests.fails(["eval", "--protocol", "persona", "--model", Self.lab, "--steer", "none", "--out", out,
                                         "--limit", "1", "--backend", "cpu"],
                                        containing: [out, "protocol ifeval-format", "another --out"])
+        // Other settings would mix two runs in one table.
+        try SteeringCommandTests.fails(["eval"] + base + ["--limit", "4", "--max-new-tokens", "9", "--backend", "cpu"],
+                                       containing: [out + ":1", "at most 8 new tokens", "asks 9"])
     }
 
     /// The report colours the answers a PSR head steered by its lambda_t.

@@ -26,7 +26,7 @@ public struct EvalResult {
     public var responseIDs: [Int32] { (extra["response_ids"] as? [Any] ?? []).compactMap { ($0 as? NSNumber).map { Int32(truncating: $0) } } }
     public var mode: String { steer["mode"] as? String ?? "?" }
 
-    public init(proto: EvalProtocol, model: String, request: EvalRequest, answer: EvalAnswer, scores: EvalScores) {
+    public init(proto: EvalProtocol, model: String, request: EvalRequest, answer: EvalAnswer, scores: EvalScores, maxNewTokens: Int) {
         self.proto = proto
         self.model = model
         id = request.item.id
@@ -38,7 +38,8 @@ public struct EvalResult {
         stopReason = answer.result.stopReason.rawValue
         metrics = scores.metrics
         coherenceSource = scores.coherenceSource.rawValue
-        var extra: [String: Any] = ["new_tokens": answer.result.ids.count, "response_ids": answer.result.ids.map(Int.init)]
+        var extra: [String: Any] = ["new_tokens": answer.result.ids.count, "response_ids": answer.result.ids.map(Int.init),
+                                     "max_new_tokens": maxNewTokens]
         if let nll = scores.meanNLL, nll.isFinite { extra["mean_nll"] = nll }
         if !scores.judgments.isEmpty { extra["judge"] = scores.judgments.map(\.json) }
         if !scores.checks.isEmpty {

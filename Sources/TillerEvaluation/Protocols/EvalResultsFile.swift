@@ -15,7 +15,9 @@ public final class EvalResultsFile {
 
     static func key(_ id: String, _ steerKey: String) -> String { id + "\u{0}" + steerKey }
 
-    public init(path: String, proto: EvalProtocol, model: String) throws {
+    /// `maxNewTokens` and `coherenceSource` ("judge" or "proxy") are this run's: lines made with
+    /// others would mix two settings in one table, so they are refused too.
+    public init(path: String, proto: EvalProtocol, model: String, maxNewTokens: Int, coherenceSource: String) throws {
         self.path = path
         let fm = FileManager.default
         if fm.fileExists(atPath: path) {
@@ -39,6 +41,14 @@ public final class EvalResultsFile {
                 guard result.proto == proto, result.model == model else {
                     throw TillerError.io(path: "\(path):\(index + 1)",
                                          detail: "holds results of protocol \(result.proto.rawValue) on model \(result.model), not \(proto.rawValue) on \(model) (give another --out)")
+                }
+                if let tokens = result.extra["max_new_tokens"] as? Int, tokens != maxNewTokens {
+                    throw TillerError.io(path: "\(path):\(index + 1)",
+                                         detail: "holds answers of at most \(tokens) new tokens, this run asks \(maxNewTokens) (give another --out)")
+                }
+                if result.coherenceSource != coherenceSource {
+                    throw TillerError.io(path: "\(path):\(index + 1)",
+                                         detail: "holds coherence from the \(result.coherenceSource), this run's comes from the \(coherenceSource) (give another --out)")
                 }
                 results.append(result)
                 done.insert(Self.key(result.id, result.steerKey))

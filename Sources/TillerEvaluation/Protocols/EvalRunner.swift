@@ -12,6 +12,8 @@ public final class EvalRunner {
     public let scorer: EvalScorer
     public var maxNewTokens = 128
     public var batchSize = LabEvaluation.defaultBatchSize
+    /// The coherence source a results file must hold to be resumed by this runner.
+    public var coherenceSource: String { scorer.judge == nil ? "proxy" : "judge" }
     /// Requests generated (and then scored and written) together.
     public var chunkSize = 64
 
@@ -96,7 +98,8 @@ public final class EvalRunner {
             }
             let scores = scorer.scores(item: request.item, response: answer.result.completion,
                                        judgments: Array(judgments[ranges[k]]), meanNLL: nll)
-            results.append(EvalResult(proto: proto, model: model, request: request, answer: answer, scores: scores))
+            results.append(EvalResult(proto: proto, model: model, request: request, answer: answer, scores: scores,
+                                      maxNewTokens: maxNewTokens))
         }
         return results
     }
