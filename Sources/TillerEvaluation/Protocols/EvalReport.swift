@@ -48,11 +48,14 @@ public struct EvalReport {
         return out + "</body></html>\n"
     }
 
+    /// A steering key without the file's folder (the whole key is the row's tooltip).
+    static func shortName(_ key: String) -> String { (key as NSString).lastPathComponent }
+
     func table() -> String {
         let metrics = EvalScorer.metricNames(proto)
         var out = "<h2>Scores</h2>\n<table><tr><th>steering</th><th>n</th>" + metrics.map { "<th>\(ReportHTML.escape($0))</th>" }.joined() + "</tr>\n"
         for row in summary.rows {
-            out += "<tr><td>\(ReportHTML.escape(row.group.map { "\u{2003}" + $0 } ?? row.steerKey))</td><td>\(row.count)</td>"
+            out += "<tr><td title=\"\(ReportHTML.escape(row.steerKey))\">\(ReportHTML.escape(row.group.map { "\u{2003}" + $0 } ?? Self.shortName(row.steerKey)))</td><td>\(row.count)</td>"
             for metric in metrics {
                 let scale = metric.hasPrefix("pass") ? 100.0 : 1.0
                 out += "<td>\(row.mean(metric).map { String(format: "%.3g", $0 * scale) } ?? "-")</td>"
@@ -86,7 +89,7 @@ public struct EvalReport {
                 var series = [ReportChart.Series(name: metric, color: palette[0], values: own.map { $0.mean(metric).map { $0 * scale } })]
                 for (k, reference) in rows.filter({ $0.mode != "file" }).enumerated() {
                     if let v = reference.mean(metric) {
-                        series.append(ReportChart.Series(name: reference.steerKey, color: palette[(k + 1) % palette.count],
+                        series.append(ReportChart.Series(name: Self.shortName(reference.steerKey), color: palette[(k + 1) % palette.count],
                                                          values: own.map { _ in v * scale }, dashed: true))
                     }
                 }
@@ -104,7 +107,7 @@ public struct EvalReport {
         for i in exampleIndices {
             let r = results[i]
             let scores = metrics.compactMap { m in (r.metrics[m] ?? nil).map { "\(m) \(String(format: "%.3g", $0))" } }.joined(separator: ", ")
-            out += "<div class=\"example\"><div class=\"caption\">\(ReportHTML.escape(r.id)), \(ReportHTML.escape(r.steerKey)): \(ReportHTML.escape(scores))</div>"
+            out += "<div class=\"example\"><div class=\"caption\">\(ReportHTML.escape(r.id)), \(ReportHTML.escape(Self.shortName(r.steerKey))): \(ReportHTML.escape(scores))</div>"
             out += "<div class=\"prompts\"><pre>" + ReportHTML.escape(r.messages.map { "\($0.role): \($0.content)" }.joined(separator: "\n")) + "</pre>"
             if let colored = lambdas[i] {
                 let top = colored.tokens.compactMap { $0.lambda }.map { abs(Double($0)) }.max() ?? 0
