@@ -41,7 +41,8 @@ let package = Package(
         .target(name: "TillerSteering", dependencies: ["TillerCore", "TillerModels"]),
         .target(name: "TillerLab", dependencies: ["TillerCore"], resources: [.copy("Resources/tiller-lab")]),
         .target(name: "TillerTraining", dependencies: ["TillerCore", "TillerModels", "TillerSteering"]),
-        .target(name: "TillerEvaluation", dependencies: ["TillerCore", "TillerModels", "TillerSteering", "TillerLab", "TillerTraining"]),
+        .target(name: "TillerEvaluation", dependencies: ["TillerCore", "TillerModels", "TillerSteering", "TillerLab", "TillerTraining"],
+                resources: [.copy("Resources/prompt-sets")]),
         .executableTarget(
             name: "tiller",
             dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerSteering", "TillerLab", "TillerEvaluation",

@@ -27,16 +27,13 @@ extension LabEvaluation {
                           maxFactor: Double, steps: Int, fallback: LabMetricMeans,
                           maxNewTokens: Int, batchSize: Int,
                           progress: ((GenerationProgress) -> Void)?) throws -> (points: [LabMatchedPoint], generation: GenerationProgress) {
-        var low = [Double](repeating: 0, count: arms.count), high = [Double](repeating: maxFactor, count: arms.count)
-        var best = [LabMetricMeans?](repeating: nil, count: arms.count)
-        var done = [Bool](repeating: false, count: arms.count)
         var total = GenerationProgress()
-        for step in 0...steps {
-            let searching = arms.indices.filter { !done[$0] }
-            if searching.isEmpty { break }
-            let tried = searching.map { step == 0 ? maxFactor : (low[$0] + high[$0]) / 2 }
+        var means: [Int: LabMetricMeans] = [:]
+        // The bisection is the one `tiller eval compare` uses; each step is one batched run.
+        let found = try EvalMatchedCoherence.search(arms: arms.count, target: target, level: level, maxAlpha: maxFactor,
+                                                    steps: steps) { pairs in
             var requests: [LabRequest] = []
-            for (a, factor) in zip(searching, tried) {
+            for (a, factor) in pairs {
                 for example in examples {
                     requests.append(LabRequest(example: example, prompted: arms[a].prompted, intervention: a, alpha: Float(factor) * arms[a].alpha))
                 }
@@ -48,21 +45,17 @@ extension LabEvaluation {
             total.finishedRequests += generation.finishedRequests
             total.totalRequests += generation.totalRequests
             total.elapsed += generation.elapsed
-            for (i, (a, factor)) in zip(searching, tried).enumerated() {
-                let means = LabMetricMeans(rows[(i * examples.count)..<((i + 1) * examples.count)].map(\.metrics))
-                if (means["coherence"] ?? 0) >= target {
-                    low[a] = factor
-                    best[a] = means
-                    if step == 0 { done[a] = true }
-                } else {
-                    high[a] = factor
-                }
+            return pairs.indices.map { i -> (coherence: Double?, score: Double?) in
+                let m = LabMetricMeans(rows[(i * examples.count)..<((i + 1) * examples.count)].map(\.metrics))
+                // The means of the largest coherent factor are what a point reports; kept per arm as found.
+                if (m["coherence"] ?? 0) >= target { means[pairs[i].arm] = m }
+                return (m["coherence"] ?? 0, m["trait"])
             }
         }
         let points = arms.indices.map { a -> LabMatchedPoint in
-            let means = best[a] ?? fallback
-            return LabMatchedPoint(level: level, coherenceTarget: target, factor: best[a] == nil ? 0 : low[a],
-                                   trait: means["trait"] ?? 0, coherence: means["coherence"] ?? 0)
+            let kept = found[a].alpha == nil ? fallback : (means[a] ?? fallback)
+            return LabMatchedPoint(level: level, coherenceTarget: target, factor: found[a].alpha ?? 0,
+                                   trait: kept["trait"] ?? 0, coherence: kept["coherence"] ?? 0)
         }
         return (points, total)
     }

@@ -294,7 +294,7 @@ public enum ReportHTML {
         return out
     }
 
-    static func number(_ v: Double?) -> String {
+    public static func number(_ v: Double?) -> String {
         guard let v, v.isFinite else { return "-" }
         if v == 0 { return "0" }
         let a = abs(v)
@@ -333,20 +333,20 @@ public enum ReportHTML {
     }
 
     /// White -> orange -> red for t in [0, 1].
-    static func heat(_ t: Double) -> String {
+    public static func heat(_ t: Double) -> String {
         let t = min(max(t, 0), 1)
         let white = (255.0, 255.0, 255.0), orange = (253.0, 174.0, 97.0), red = (215.0, 25.0, 28.0)
         return rgb(t < 0.5 ? mix(white, orange, t * 2) : mix(orange, red, (t - 0.5) * 2))
     }
 
     /// White -> light blue -> blue for t in [0, 1].
-    static func blue(_ t: Double) -> String {
+    public static func blue(_ t: Double) -> String {
         let t = min(max(t, 0), 1)
         let white = (255.0, 255.0, 255.0), light = (146.0, 197.0, 222.0), dark = (5.0, 113.0, 176.0)
         return rgb(t < 0.5 ? mix(white, light, t * 2) : mix(light, dark, (t - 0.5) * 2))
     }
 
-    static let css = """
+    public static let css = """
         body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:24px auto;max-width:1120px;color:#222;line-height:1.45;padding:0 16px}
         h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:3px}
         p{font-size:14px}.meta{color:#555;font-size:13px;margin:4px 0}code{font-size:12px;background:#f4f4f4;padding:1px 3px;border-radius:3px}

@@ -46,6 +46,16 @@ import Testing
         "train --score-threshold": .float, "train --seed": .int, "train --resume": .text, "train --sample-max-new-tokens": .int,
         "train --sample-temperature": .float, "train --progress": .text, "train --topk": .int, "train --l1-coefficient": .float,
         "* --shard": .text, "* --run-id": .text, "lab eval --answers": .text, "merge <shard>": .text,
+        "eval run --protocol": .text, "eval run --prompts": .text, "eval run --limit": .int, "eval run --max-new-tokens": .int,
+        "eval run --batch-size": .int, "eval run --judge-url": .text, "eval run --judge-model": .text,
+        "eval run --judge-concurrency": .int, "eval run --judge-timeout": .float, "eval run --judge-attempts": .int,
+        "eval run --judge-cache": .text, "eval run --steer": .text, "eval run --alpha": .floatList, "eval run --report": .text,
+        "eval run --show": .int,
+        "eval compare --protocol": .text, "eval compare --prompts": .text, "eval compare --limit": .int,
+        "eval compare --max-new-tokens": .int, "eval compare --batch-size": .int, "eval compare --judge-url": .text,
+        "eval compare --judge-model": .text, "eval compare --judge-concurrency": .int, "eval compare --judge-timeout": .float,
+        "eval compare --judge-attempts": .int, "eval compare --judge-cache": .text, "eval compare --steer": .text,
+        "eval compare --max-alpha": .float, "eval compare --steps": .int,
     ]
 
     static let extremes = ["0", "-1", "9223372036854775807", "nan", "1e308"]
@@ -98,11 +108,14 @@ import Testing
         var steering: String { scratch.file("steer.safetensors") }
         /// A one-shard generation, the input of merge.
         var shards: String { scratch.file("generated.shard-0000-of-0001.jsonl") }
+        /// One IFEval-layout line short enough for the fixture's 128 positions.
+        var ifeval: String { scratch.file("ifeval.jsonl") }
 
         init() throws {
             scratch = try SteeringCommandTests.Scratch()
             model = try ModelCommandTests.ModelDir()
             try ModelCommandTests.write(["{\"prompt\": \"hi\"}"], to: prompts)
+            try ModelCommandTests.write([#"{"key": 1, "prompt": "hi, no commas", "question": "hi", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}"#], to: ifeval)
             try ModelCommandTests.write(["{\"steered\": \"be loud: hi\", \"unsteered\": \"hi\", \"completion\": \"yo\"}"], to: triplets)
             try SteeringCommandTests.ok(["capture", "--model", model.path, "--triplets", triplets, "--layers", "0,1",
                                          "--out", capture, "--backend", "cpu"])
@@ -138,6 +151,12 @@ import Testing
                 return ["--model=\(m)", "--steer=\(steering)", "--triplets=\(triplets)", "--objective=mse", "--gradients=\(out)"]
             case ["merge"]: return [shards, "--out=\(out)"]
             case ["fit"]: return ["--method=diffmean", "--capture=\(capture)", "--layer=0", "--model=\(m)", "--out=\(out)", "--steps=1"]
+            case ["eval", "run"]:
+                return ["--model=\(m)", "--protocol=ifeval-format", "--prompts=\(ifeval)", "--steer=prompt", "--limit=1",
+                        "--max-new-tokens=2", "--out=\(out)"]
+            case ["eval", "compare"]:
+                return ["--model=\(m)", "--protocol=ifeval-format", "--prompts=\(ifeval)", "--steer=\(steering)", "--limit=1",
+                        "--max-new-tokens=2", "--steps=1", "--out=\(out)"]
             default: return []
             }
         }
