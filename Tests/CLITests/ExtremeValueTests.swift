@@ -45,6 +45,11 @@ import Testing
         "train --weight-decay": .float, "train --regularizer": .float, "train --normalize-mse": .text, "train --dev-share": .float,
         "train --score-threshold": .float, "train --seed": .int, "train --resume": .text, "train --sample-max-new-tokens": .int,
         "train --sample-temperature": .float, "train --progress": .text, "train --topk": .int, "train --l1-coefficient": .float,
+        "serve --host": .text, "serve --port": .int, "serve --steer-file": .text, "serve --steer-dir": .text,
+        "serve --max-batch": .int, "serve --max-queue": .int, "serve --api-key": .text, "serve --context-limit": .int,
+        "serve --max-tokens-limit": .int, "serve --default-max-tokens": .int, "serve --max-body-bytes": .int,
+        "serve --request-timeout": .float, "serve --shutdown-timeout": .float, "serve --prefill-chunk": .int,
+        "serve --served-model-name": .text,
     ]
 
     static let extremes = ["0", "-1", "9223372036854775807", "nan", "1e308"]
@@ -131,6 +136,8 @@ import Testing
                         "--dev-share=0"]
             case ["loss"]:
                 return ["--model=\(m)", "--steer=\(steering)", "--triplets=\(triplets)", "--objective=mse", "--gradients=\(out)"]
+            // --check loads everything and exits instead of listening.
+            case ["serve"]: return ["--model=\(m)", "--check"]
             case ["fit"]: return ["--method=diffmean", "--capture=\(capture)", "--layer=0", "--model=\(m)", "--out=\(out)", "--steps=1"]
             default: return []
             }
