@@ -47,8 +47,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Most tokens a request may ask for (max_tokens).")
     var maxTokensLimit = 4096
 
-    @Option(help: "Tokens generated for a request that gives no max_tokens.")
-    var defaultMaxTokens = 256
+    @Option(help: "Tokens generated for a request that gives no max_tokens (default: 256, at most --max-tokens-limit).")
+    var defaultMaxTokens: Int?
 
     @Option(help: "Largest request body in bytes (413 past it).")
     var maxBodyBytes = 1 << 20
@@ -76,7 +76,7 @@ struct Serve: ParsableCommand {
         try NumericOptions.check("--max-queue", maxQueue, 0...1_000_000)
         if let contextLimit { try NumericOptions.check("--context-limit", contextLimit, NumericOptions.contextLimit) }
         try NumericOptions.check("--max-tokens-limit", maxTokensLimit, NumericOptions.tokenCount)
-        try NumericOptions.check("--default-max-tokens", defaultMaxTokens, 0...maxTokensLimit)
+        if let defaultMaxTokens { try NumericOptions.check("--default-max-tokens", defaultMaxTokens, 0...maxTokensLimit) }
         try NumericOptions.check("--max-body-bytes", maxBodyBytes, 1...(1 << 30))
         try NumericOptions.check("--request-timeout", requestTimeout, 0.001...1e7)
         try NumericOptions.check("--shutdown-timeout", shutdownTimeout, 0...1e6)
@@ -106,7 +106,7 @@ struct Serve: ParsableCommand {
         configuration.modelName = servedModelName ?? URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent
         configuration.apiKey = apiKey ?? ProcessInfo.processInfo.environment["TILLER_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.maxTokensLimit = maxTokensLimit
-        configuration.defaultMaxTokens = defaultMaxTokens
+        configuration.defaultMaxTokens = defaultMaxTokens ?? min(256, maxTokensLimit)
         configuration.maxBodyBytes = maxBodyBytes
         configuration.requestTimeout = requestTimeout
         configuration.shutdownTimeout = shutdownTimeout

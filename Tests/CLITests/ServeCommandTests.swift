@@ -48,7 +48,7 @@ import TillerSteering
 
         var answers = [(ids: [Int], text: String)?](repeating: nil, count: cases.count)
         let lock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: cases.count) { i in
+        ServeProcess.concurrently(cases.count) { i in
             let c = cases[i]
             var body: [String: Any] = ["model": "anything", "max_tokens": maxTokens, "seed": c.seed, "stream": c.stream]
             body.merge(sampling) { $1 }
@@ -157,7 +157,7 @@ import TillerSteering
         let long: [String: Any] = ["prompt": "what is pottery?", "max_tokens": 200]
         var statuses = [Int](repeating: 0, count: 8), retryAfter = [String?](repeating: nil, count: 8)
         let lock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: 8) { i in
+        ServeProcess.concurrently(8) { i in
             let response = try? server.post("/v1/completions", long, headers: authorized)
             lock.withLock { statuses[i] = response?.status ?? 0; retryAfter[i] = response?.headers["retry-after"] }
         }
@@ -202,7 +202,7 @@ import TillerSteering
         }
         var failures: [String] = []
         let lock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+        ServeProcess.concurrently(4) { worker in
             for (i, body) in bodies.enumerated() where i % 4 == worker {
                 let path = i % 2 == 0 ? "/v1/chat/completions" : "/v1/completions"
                 let response = server.send(path, body: Data(body))

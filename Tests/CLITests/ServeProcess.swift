@@ -113,6 +113,17 @@ final class ServeProcess {
 
     private final class ResponseBox: @unchecked Sendable { var value: Response? }
 
+    /// Runs `body(i)` for i in 0..<count, each on a thread of its own, all at once (concurrentPerform
+    /// would run only as many at a time as the machine has cores).
+    static func concurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        let group = DispatchGroup()
+        for i in 0..<count {
+            group.enter()
+            Thread.detachNewThread { body(i); group.leave() }
+        }
+        group.wait()
+    }
+
     /// The server-sent events of a streamed response, without the final [DONE].
     static func events(_ response: Response) -> (chunks: [[String: Any]], done: Bool) {
         var chunks: [[String: Any]] = [], done = false
