@@ -12,7 +12,7 @@ import TillerSteering
     /// A control vector for the lab model at layer 1 (any direction steers: these tests compare
     /// the server with generate, not with a target behaviour).
     static func writeVector(_ path: String) throws {
-        let direction = (0..<SteeringCommandTests.labHiddenSize).map { Float(sin(Double($0) * 0.7)) * 0.5 }
+        let direction = (0..<SteeringCommandTests.labHiddenSize).map { Float(sin(Double($0) * 0.7)) * 3 }
         try ControlVector(modelHint: "llama", directions: [1: direction]).write(to: path)
     }
 
@@ -88,7 +88,7 @@ import TillerSteering
         let server = try ServeProcess(["--model", Self.lab, "--max-batch", "3", "--prefill-chunk", "3", "--steer-file", "loud=\(vector)"])
         var cases: [Case] = []
         for (i, prompt) in Self.prompts.enumerated() {
-            cases.append(Case(chat: i % 2 == 0, text: prompt, seed: 10 + i, alpha: i % 3 == 0 ? nil : Double(i % 3) * 1.5, stream: i % 4 < 2))
+            cases.append(Case(chat: i % 2 == 0, text: prompt, seed: 10 + i, alpha: i % 3 == 0 ? nil : Double(i % 3) * 8, stream: i % 4 < 2))
         }
         try Self.expectSoloTokens(server, cases, sampling: [:], flags: [], steerFile: vector, scratch: scratch, maxTokens: 12)
         try Self.expectSoloTokens(server, cases, sampling: ["temperature": 0.9, "top_p": 0.95], flags: ["--temperature", "0.9", "--top-p", "0.95"],
