@@ -216,3 +216,38 @@ public final class BatchScheduler: @unchecked Sendable {
         job.lastToken = now
     }
 }
+
+/// A request served to its end, with its timings (for benchmarks and embedding).
+public struct ServedCompletion: Sendable {
+    public let result: GenerationResult
+    /// Seconds from submission to the first generated token (nil: none was generated).
+    public let timeToFirstToken: Double?
+    /// Seconds from submission to the end.
+    public let seconds: Double
+}
+
+extension BatchScheduler {
+    /// Queues `request` (steered by `steering`) and waits for its end: what a server request
+    /// does, without HTTP. Throws the `APIError` a client would get (429, 504, ...).
+    public func complete(_ request: GenerationRequest, steering: SequenceSteering = .unsteered,
+                         timeout: Double = 600) async throws -> ServedCompletion {
+        try check(request)
+        let job = Job(request: request, steering: steering, timeout: timeout)
+        try submit(job)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var first: Double?
+        for await event in job.events {
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            switch event {
+            case .token:
+                if first == nil { first = elapsed }
+            case .finished(let result, _):
+                if first == nil && !result.ids.isEmpty { first = elapsed }
+                return ServedCompletion(result: result, timeToFirstToken: first, seconds: elapsed)
+            case .failed(let error):
+                throw error
+            }
+        }
+        throw APIError(status: 503, "the request was cancelled", type: "server_error", code: "cancelled")
+    }
+}
