@@ -9,6 +9,7 @@
 //   TillerLab               the steering lab: a generated chat language, its corpus and exact judges
 //   TillerTraining          the objectives (and training) of steering heads through the frozen model
 //   TillerEvaluation        lab evaluations and the demo, over models and the lab
+//   TillerServe             `tiller serve`: the OpenAI-compatible HTTP server over the generator and steering
 //   tiller, TillerBench     the command line and the throughput benchmark
 import PackageDescription
 
@@ -26,6 +27,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "CVulkan", path: "Sources/CVulkan", pkgConfig: "vulkan",
@@ -43,14 +47,19 @@ let package = Package(
         .target(name: "TillerTraining", dependencies: ["TillerCore", "TillerModels", "TillerSteering"]),
         .target(name: "TillerEvaluation", dependencies: ["TillerCore", "TillerModels", "TillerSteering", "TillerLab", "TillerTraining"],
                 resources: [.copy("Resources/prompt-sets")]),
+        .target(name: "TillerServe",
+                dependencies: ["TillerCore", "TillerModels", "TillerSteering",
+                               .product(name: "Hummingbird", package: "hummingbird"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                               .product(name: "Prometheus", package: "swift-prometheus")]),
         .executableTarget(
             name: "tiller",
             dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerSteering", "TillerLab", "TillerEvaluation",
-                           "TillerTraining",
+                           "TillerTraining", "TillerServe",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "TillerBench",
-            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerSteering", "TillerTraining", "COpenBLAS",
+            dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerSteering", "TillerTraining", "TillerServe", "COpenBLAS",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/TillerBench", exclude: ["gpu_reference.py", "compare_transformers.py", "compare_autograd.py"]),
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),

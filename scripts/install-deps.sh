@@ -9,9 +9,18 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "installing: ${missing[*]}" >&2
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The official openai Python client, for the test that talks to `tiller serve` with it
+# (ServeOpenAIClientTests, skipped with a note where this venv is missing).
+venv="$(dirname "$0")/../.venv-openai"
+if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
+  { python3 -m venv "$venv" && "$venv/bin/pip" install -q openai; } >&2 \
+    || echo "install-deps: the openai client is not installed (its test will be skipped)" >&2
+fi

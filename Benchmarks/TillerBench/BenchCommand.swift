@@ -100,6 +100,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "With --model: the steering suite instead of the model suite: steered generation against unsteered (e.g. --model Sources/TillerLab/Resources/tiller-lab --steering --quick).")
     var steering = false
 
+    @Flag(help: "With --model: the serving suite instead of the model suite: tiller serve's continuous batching at 1, 8 and 32 concurrent clients against tiller generate of the same prompts as one batch (e.g. --model /tmp/qwen-0.5b-random --serve).")
+    var serve = false
+
     @Flag(help: "With --model: the capture suite instead of the model suite: tiller capture's teacher forcing of triplets (all layers, one layer) against plain prefill of the same sequences (e.g. --model /tmp/qwen-0.5b-random --capture).")
     var capture = false
 
@@ -108,6 +111,8 @@ struct BenchCommand: ParsableCommand {
         if steering && model == nil {
             throw ValidationError("--steering needs --model DIR (e.g. Sources/TillerLab/Resources/tiller-lab, or /tmp/qwen-0.5b-random)")
         }
+        if serve && model == nil { throw ValidationError("--serve needs --model DIR (e.g. /tmp/qwen-0.5b-random)") }
+        if serve && (capture || steering || training) { throw ValidationError("--serve, --capture, --steering and --training are separate suites: give one") }
         if capture && model == nil { throw ValidationError("--capture needs --model DIR (e.g. Sources/TillerLab/Resources/tiller-lab, or /tmp/qwen-0.5b-random)") }
         if capture && (steering || training) { throw ValidationError("--capture, --steering and --training are separate suites: give one") }
         if steering && transformers != nil { throw ValidationError("--transformers is for the model suite, not --steering") }
@@ -149,6 +154,8 @@ struct BenchCommand: ParsableCommand {
                 references[reference.workload] = reference
             }
             try TrainingBench.run(bench, modelPath: model, references: references)
+        } else if let model, serve {
+            try ServeBench.run(bench, modelPath: model)
         } else if let model, capture {
             try CaptureBench.run(bench, modelPath: model, profile: profile)
         } else if let model, steering {

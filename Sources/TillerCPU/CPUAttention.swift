@@ -15,6 +15,10 @@ extension CPUBackend {
         let dims = try OpShapes.attention(q: q, k: k, v: v, batch: batch, options: options, out: out)
         let qp = try floats("attention", q), kp = try floats("attention", k)
         let vp = try floats("attention", v), op = try floats("attention", out)
+        if batchInvariant {
+            attentionPerRow(qp: qp, kp: kp, vp: vp, op: op, dims: dims, batch: batch, options: options)
+            return
+        }
         let (hq, hkv, d, t, s, group) = (dims.queryHeads, dims.kvHeads, dims.headDim, dims.queryLength, dims.cacheLength, dims.group)
         if t == 1, (0..<dims.batch).allSatisfy({ batch.starts[$0] < Self.oneRowMaxKeys }) {
             attentionOneRow(qp: qp, kp: kp, vp: vp, op: op, dims: dims, batch: batch, options: options)

@@ -10,6 +10,13 @@ import TillerCore
 public final class CPUBackend: HostMemoryBackend {
     public init() { Self.configureAllocator }
 
+    /// When set, every row of a forward pass comes out the same bits whatever else the pass holds
+    /// (`tiller serve`, `tiller generate --batch-invariant`): [N, K] matmuls of any row count run
+    /// on the weight-streaming dot kernel, whose per-output sum order does not depend on M (the
+    /// batched-decode kernel and sgemm sum in other orders), and attention runs row by row
+    /// (`attentionPerRow`). Prefill is slower; decode steps of up to 8 rows are unchanged.
+    public var batchInvariant = false
+
     /// glibc raises its mmap threshold to the size of every large block freed (up to 32 MiB), after
     /// which tensors of that size come from the heap and their memory stays with the process when
     /// freed: a batched decode, allocating 19 MiB of logits per step, ended up holding 200 MiB more

@@ -20,9 +20,9 @@ extension CPUBackend {
                     }
                     beta = 1
                 }
-                if layout == .nk && m <= Self.batchedDecodeMaxRows {
+                if layout == .nk && (m <= Self.batchedDecodeMaxRows || batchInvariant) {
                     let wb = try hostPointer("matmul", w) + b * weightStride * w.dtype.byteSize
-                    if m <= Self.streamingMaxRows {
+                    if m <= Self.streamingMaxRows || batchInvariant {
                         streamingMatmul(m: m, n: n, k: k, x: xb, w: wb, dtype: w.dtype, beta: beta, out: ob)
                     } else {
                         batchedDecodeMatmul(m: m, n: n, k: k, x: xb, w: wb, dtype: w.dtype, beta: beta, out: ob)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TillerCore
+import TillerCPU
 import TillerModels
 import TillerSteering
 
@@ -86,6 +87,9 @@ struct Generate: ParsableCommand {
 
     @Flag(help: "A prompt that does not fit the context is an error, not a warning and a skipped line.")
     var strict = false
+
+    @Flag(help: "On the CPU, compute every row the same bits whatever shares its batch (as `tiller serve` does); slower prefill.")
+    var batchInvariant = false
 
     @OptionGroup var jsonLines: JSONLinesOptions
 
@@ -180,6 +184,7 @@ struct Generate: ParsableCommand {
         }
 
         let backend = try backendOptions.make()
+        if batchInvariant { (backend as? CPUBackend)?.batchInvariant = true }
         let transformer = try TransformerModel.load(directory: model, backend: backend)
         for (i, request) in requests.enumerated() {
             if let bad = request.promptIDs.first(where: { Int($0) >= transformer.vocabularySize }) {

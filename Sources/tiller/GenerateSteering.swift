@@ -118,10 +118,6 @@ extension ModelDirectory {
     /// alone (no generation prompt), as far as their tokens agree with the whole prompt's. 0 when
     /// the conversation does not start with a system message.
     static func systemLength(_ messages: [ChatMessage], ids: [Int32], template: ChatTemplate, tokenizer: Tokenizer) throws -> Int {
-        let system = messages.prefix { $0.role == "system" }
-        guard !system.isEmpty else { return 0 }
-        let text = try template.render(Array(system), addGenerationPrompt: false)
-        let prefix = try tokenizer.encode(text, addSpecialTokens: false)
-        return zip(prefix, ids).prefix { $0 == $1 }.count
+        try ChatPrompt.systemLength(messages, ids: ids, template: template, tokenizer: tokenizer)
     }
 }

@@ -29,8 +29,7 @@ enum ModelDirectory {
     /// apply_chat_template(tokenize=True) does: the template writes any BOS itself, so no
     /// special tokens are added again.
     static func chatIDs(_ messages: [ChatMessage], template: ChatTemplate, tokenizer: Tokenizer) throws -> [Int32] {
-        let text = try template.render(messages, addGenerationPrompt: true)
-        return try tokenizer.encode(text, addSpecialTokens: false)
+        try ChatPrompt.ids(messages, template: template, tokenizer: tokenizer)
     }
 }
 

@@ -8,7 +8,7 @@ struct TillerCommand: ParsableCommand {
         commandName: "tiller",
         abstract: "Steer large language models at inference time.",
         version: Tiller.version,
-        subcommands: [Info.self, Inspect.self, Tokenize.self, Detokenize.self, Logits.self, Generate.self, Lab.self, Demo.self, Steer.self, Capture.self, Analyze.self, Fit.self, Loss.self, Train.self, Eval.self, Merge.self])
+        subcommands: [Info.self, Inspect.self, Tokenize.self, Detokenize.self, Logits.self, Generate.self, Lab.self, Demo.self, Steer.self, Capture.self, Analyze.self, Fit.self, Loss.self, Train.self, Eval.self, Merge.self, Serve.self])
 }
 
 struct Info: ParsableCommand {

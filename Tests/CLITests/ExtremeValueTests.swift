@@ -56,6 +56,11 @@ import Testing
         "eval compare --judge-model": .text, "eval compare --judge-concurrency": .int, "eval compare --judge-timeout": .float,
         "eval compare --judge-attempts": .int, "eval compare --judge-cache": .text, "eval compare --steer": .text,
         "eval compare --max-alpha": .float, "eval compare --steps": .int,
+        "serve --host": .text, "serve --port": .int, "serve --steer-file": .text, "serve --steer-dir": .text,
+        "serve --max-batch": .int, "serve --max-queue": .int, "serve --api-key": .text, "serve --context-limit": .int,
+        "serve --max-tokens-limit": .int, "serve --default-max-tokens": .int, "serve --max-body-bytes": .int,
+        "serve --request-timeout": .float, "serve --shutdown-timeout": .float, "serve --prefill-chunk": .int,
+        "serve --served-model-name": .text,
     ]
 
     static let extremes = ["0", "-1", "9223372036854775807", "nan", "1e308"]
@@ -150,6 +155,8 @@ import Testing
             case ["loss"]:
                 return ["--model=\(m)", "--steer=\(steering)", "--triplets=\(triplets)", "--objective=mse", "--gradients=\(out)"]
             case ["merge"]: return [shards, "--out=\(out)"]
+            // --check loads everything and exits instead of listening.
+            case ["serve"]: return ["--model=\(m)", "--check"]
             case ["fit"]: return ["--method=diffmean", "--capture=\(capture)", "--layer=0", "--model=\(m)", "--out=\(out)", "--steps=1"]
             case ["eval", "run"]:
                 return ["--model=\(m)", "--protocol=ifeval-format", "--prompts=\(ifeval)", "--steer=prompt", "--limit=1",

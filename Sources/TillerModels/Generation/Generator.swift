@@ -164,7 +164,7 @@ public final class Generator {
 
     /// The next token of every logits row: argmax for greedy rows, a draw from the row's own
     /// generator among its top-k / top-p candidates for the others.
-    private func chooseTokens(_ output: ForwardOutput, slots: [ActiveSequence?], skipping broken: Set<Int>) throws -> [Int32] {
+    func chooseTokens(_ output: ForwardOutput, slots: [ActiveSequence?], skipping broken: Set<Int>) throws -> [Int32] {
         let backend = model.backend
         let rows = output.rows.count
         guard rows > 0 else { return [] }
