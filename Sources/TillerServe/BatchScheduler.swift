@@ -55,6 +55,9 @@ public final class BatchScheduler: @unchecked Sendable {
     let metrics: ServeMetrics
     private let condition = NSCondition()
     private var waiting: [Job] = []
+    /// Slots free as the scheduler last saw them (under `condition`): a request that finds one
+    /// free does not count against --max-queue, so --max-queue 0 means "no waiting", not "nothing".
+    private var freeSlotsSeen: Int
     private var stopping = false
     private let stopped = DispatchSemaphore(value: 0)
     /// Owned by the scheduler thread.
@@ -68,6 +71,7 @@ public final class BatchScheduler: @unchecked Sendable {
         self.maxQueue = maxQueue
         self.metrics = metrics
         running = Array(repeating: nil, count: slots)
+        freeSlotsSeen = slots
         slotSteering = Array(repeating: .unsteered, count: slots)
     }
 
@@ -81,7 +85,7 @@ public final class BatchScheduler: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard !stopping else { throw APIError(status: 503, "the server is shutting down", type: "server_error", code: "shutting_down") }
-        guard waiting.count < maxQueue else { throw APIError.queueFull(waiting.count) }
+        guard waiting.count < maxQueue + freeSlotsSeen else { throw APIError.queueFull(max(0, waiting.count - freeSlotsSeen)) }
         waiting.append(job)
         metrics.queueDepth.set(Double(waiting.count))
         condition.signal()
@@ -109,6 +113,7 @@ public final class BatchScheduler: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
+            freeSlotsSeen = session.freeSlots.count
             while !stopping && waiting.isEmpty && session.isIdle { condition.wait() }
             if stopping {
                 let left = waiting
@@ -128,6 +133,7 @@ public final class BatchScheduler: @unchecked Sendable {
                 if free > 0 { admitted.append(job); free -= 1 } else { kept.append(job) }
             }
             waiting = kept
+            freeSlotsSeen = free
             metrics.queueDepth.set(Double(waiting.count))
             condition.unlock()
 

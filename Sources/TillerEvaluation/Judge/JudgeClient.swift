@@ -166,7 +166,9 @@ public final class JudgeClient {
                 lastProblem = "no HTTP response"
             }
             if attempt < configuration.attempts {
-                Thread.sleep(forTimeInterval: min(30, max(delay, retryAfter ?? 0)))
+                // Up to half again at random, so clients refused together do not all return at the
+                // same moment and collide again (a server's Retry-After is the same for each).
+                Thread.sleep(forTimeInterval: min(30, max(delay, retryAfter ?? 0) * Double.random(in: 1..<1.5)))
                 delay *= 2
             }
         }
