@@ -29,13 +29,20 @@ public final class GGUFModelFile: @unchecked Sendable {
         return (try? handle.read(upToCount: 4)).map { Array($0) == GGUFReader.magic } ?? false
     }
 
-    public init(path: String) throws {
-        self.path = path
+    public convenience init(path: String) throws {
+        let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
             throw TillerError.io(path: path, detail: "cannot read the GGUF model file (\(ErrorReason.file(error, path: path)))")
         }
+        try self.init(data: data, path: path)
+    }
+
+    /// A GGUF file's bytes (memory-mapped by `init(path:)`), `path` for messages.
+    init(data: Data, path: String) throws {
+        self.path = path
+        self.data = data
         reader = try data.withUnsafeBytes { try GGUFReader($0, path: path) }
         let arch = try reader.string("general.architecture") ?? ""
         ggufArchitecture = arch

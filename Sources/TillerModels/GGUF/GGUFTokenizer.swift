@@ -42,9 +42,8 @@ enum GGUFTokenizer {
         let addBOS: Bool
         switch model {
         case "gpt2":
-            guard let merges = try reader.strings("tokenizer.ggml.merges", in: bytes) else {
-                throw bad("tokenizer.ggml.model is gpt2 but there is no tokenizer.ggml.merges")
-            }
+            // No merges: every token is a byte (or an added token).
+            let merges = try reader.strings("tokenizer.ggml.merges", in: bytes) ?? []
             let pre = try reader.string("tokenizer.ggml.pre") ?? "default"
             guard let preTokenizer = byteLevelPreTokenizer(pre) else {
                 throw bad("tokenizer.ggml.pre \"\(JSONValue.excerpt(pre))\" is not supported (\(supportedPre.joined(separator: ", ")))")
