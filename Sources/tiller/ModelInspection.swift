@@ -97,40 +97,18 @@ struct ModelInspection: Encodable {
 
     init(directory: String) throws {
         try ModelDirectory.check(directory)
+        if GGUFModelFile.isGGUF(directory) {
+            try self.init(gguf: directory)
+        } else {
+            try self.init(checkpoint: directory)
+        }
+    }
+
+    private init(checkpoint directory: String) throws {
         let checkpoint = try CheckpointDirectory(path: directory)
         let configPath = (directory as NSString).appendingPathComponent(CheckpointDirectory.configFileName)
         let config = try ModelConfig.parse(try checkpoint.configData(), path: configPath)
-        model = directory
-        architecture = config.architectures?.first
-        modelType = config.modelType
-        let known = try? Architecture.of(config, path: configPath)
-        supported = known != nil
-        layers = config.numHiddenLayers
-        hiddenSize = config.hiddenSize
-        intermediateSize = config.intermediateSize
-        attentionHeads = config.numAttentionHeads
-        keyValueHeads = config.kvHeads
-        headDim = config.resolvedHeadDim
-        vocabSize = config.vocabSize
-        context = config.maxPositionEmbeddings
-        let scaling = config.ropeScaling ?? config.ropeParameters
-        rope = Rope(theta: config.resolvedRopeTheta, type: scaling?.ropeType ?? scaling?.type ?? "default", factor: scaling?.factor)
-        rmsNormEps = config.rmsNormEps
-        tiedEmbeddings = config.tieWordEmbeddings ?? false
-        if let known {
-            // The family's own reading of the config (the window per layer, the soft-caps), as the
-            // forward pass uses it.
-            let traits = known.traits(config)
-            let windows = (0..<config.numHiddenLayers).map { traits.slidingWindow($0) }
-            slidingWindows = windows.contains { $0 != nil } ? windows : nil
-            attentionSoftcap = traits.attentionSoftcap.map(Double.init)
-            finalLogitSoftcap = traits.finalLogitSoftcap.map(Double.init)
-            activation = traits.activation == .geluTanh ? "gelu_tanh" : "silu"
-        } else {
-            attentionSoftcap = config.attnLogitSoftcapping
-            finalLogitSoftcap = config.finalLogitSoftcapping
-            activation = config.hiddenActivation ?? config.hiddenAct
-        }
+        try self.init(model: directory, config: config, configPath: configPath)
 
         var parameters = 0, uncounted = 0, dtypes: [String: Int] = [:]
         for file in checkpoint.files {
@@ -162,15 +140,60 @@ struct ModelInspection: Encodable {
             let object = (try? Data(contentsOf: URL(fileURLWithPath: tokenizerConfig))).flatMap { try? JSONSerialization.jsonObject(with: $0) } as? [String: Any]
             hasTemplate = object == nil || object?["chat_template"] != nil
         }
-        if hasTemplate {
-            do {
-                let template = try ChatTemplate(directory: directory)
-                chatTemplate = template.source
-                defaultSystemPrompt = template.defaultSystemPrompt()
-            } catch {
-                chatTemplateError = "\(error)"
-            }
+        if hasTemplate { readChatTemplate(directory) }
+    }
+
+    /// The chat template's source and default system prompt, or why it cannot be read.
+    mutating func readChatTemplate(_ model: String) {
+        do {
+            let template = try ChatTemplate(directory: model)
+            chatTemplate = template.source
+            defaultSystemPrompt = template.defaultSystemPrompt()
+        } catch {
+            chatTemplateError = "\(error)"
         }
+    }
+
+    /// What the configuration says; the weights and tokenizer fields are filled in by the caller.
+    init(model: String, config: ModelConfig, configPath: String) throws {
+        self.model = model
+        architecture = config.architectures?.first
+        modelType = config.modelType
+        let known = try? Architecture.of(config, path: configPath)
+        supported = known != nil
+        layers = config.numHiddenLayers
+        hiddenSize = config.hiddenSize
+        intermediateSize = config.intermediateSize
+        attentionHeads = config.numAttentionHeads
+        keyValueHeads = config.kvHeads
+        headDim = config.resolvedHeadDim
+        vocabSize = config.vocabSize
+        context = config.maxPositionEmbeddings
+        let scaling = config.ropeScaling ?? config.ropeParameters
+        rope = Rope(theta: config.resolvedRopeTheta, type: scaling?.ropeType ?? scaling?.type ?? "default", factor: scaling?.factor)
+        rmsNormEps = config.rmsNormEps
+        tiedEmbeddings = config.tieWordEmbeddings ?? false
+        if let known {
+            // The family's own reading of the config (the window per layer, the soft-caps), as the
+            // forward pass uses it.
+            let traits = known.traits(config)
+            let windows = (0..<config.numHiddenLayers).map { traits.slidingWindow($0) }
+            slidingWindows = windows.contains { $0 != nil } ? windows : nil
+            attentionSoftcap = traits.attentionSoftcap.map(Double.init)
+            finalLogitSoftcap = traits.finalLogitSoftcap.map(Double.init)
+            activation = traits.activation == .geluTanh ? "gelu_tanh" : "silu"
+        } else {
+            attentionSoftcap = config.attnLogitSoftcapping
+            finalLogitSoftcap = config.finalLogitSoftcapping
+            activation = config.hiddenActivation ?? config.hiddenAct
+        }
+        parameters = 0
+        uncountedTensors = 0
+        dtypes = [:]
+        tensors = 0
+        weightFiles = 0
+        weightBytes = 0
+        tokenizer = false
     }
 
     /// The report a person reads: one "name: value" line each.

@@ -7,7 +7,7 @@ import TillerCPU
 /// SmolLM2-135M-Instruct's GGUF file (Q4_1, dequantized to f32) against transformers' GGUF loader
 /// (scripts/fixtures/make_smollm2_gguf_parity.py): the chat prompts tokenize to transformers' ids,
 /// the logits agree within 1e-3 relative and the greedy continuations are identical, on the CPU and
-/// (one short prompt) on Vulkan. Skipped when the model is not in Tiller's model cache.
+/// (one prompt, one pass) on Vulkan. Skipped when the model is not in Tiller's model cache.
 @Suite(.serialized, .enabled(if: ModelCache.cached(ModelCache.smolLM2FileName) != nil,
                              "SmolLM2-135M-Instruct.Q4_1.gguf is not in the model cache (see scripts/fixtures/make_smollm2_gguf_parity.py)"))
 struct SmolLM2GGUFParityTests {
@@ -40,7 +40,7 @@ struct SmolLM2GGUFParityTests {
     static var modelPath: String { ModelCache.path(ModelCache.smolLM2FileName) }
 
     /// Logits of every prompt position at transformers' top 32 ids, and the whole last row.
-    static func logitErrors(_ model: TransformerModel, _ p: Prompt) throws -> (top: Float, last: Float) {
+    static func logitErrors(_ model: TransformerModel, _ p: Prompt) throws -> (top: Float, last: Float, argmax: Int32) {
         let cache = try model.makeCache(batchSize: 1, capacity: p.ids.count + 1)
         let output = try model.forward([p.ids], cache: cache, logits: .all)
         let logits = try model.backend.floats(output.logits)
@@ -50,7 +50,8 @@ struct SmolLM2GGUFParityTests {
             for j in 0..<k { got.append(logits[t * v + Int(p.topIDs[t * k + j])]) }
         }
         let last = Array(logits[((p.ids.count - 1) * v)..<(p.ids.count * v)])
-        return (ModelFixtures.relativeError(got, p.topLogits), ModelFixtures.relativeError(last, p.lastLogits))
+        let argmax = Int32(last.indices.max { last[$0] < last[$1] }!)
+        return (ModelFixtures.relativeError(got, p.topLogits), ModelFixtures.relativeError(last, p.lastLogits), argmax)
     }
 
     static func greedy(_ model: TransformerModel, _ p: Prompt, count: Int) throws -> [Int32] {
@@ -79,7 +80,7 @@ struct SmolLM2GGUFParityTests {
     @Test func cpuMatchesTransformers() throws {
         let model = try TransformerModel.load(directory: Self.modelPath, backend: CPUBackend(), weightDType: .f32)
         for (i, p) in try Self.prompts().enumerated() {
-            let (top, last) = try Self.logitErrors(model, p)
+            let (top, last, _) = try Self.logitErrors(model, p)
             #expect(top <= Self.tolerance && last <= Self.tolerance, "prompt \(i): relative error \(top) (top 32), \(last) (last row)")
             print("SmolLM2 GGUF on cpu, prompt \(i): max relative logit error \(max(top, last))")
             #expect(try Self.greedy(model, p, count: p.greedy.count) == p.greedy, "prompt \(i)")
@@ -92,17 +93,14 @@ struct SmolLM2GGUFParityTests {
         let vulkan = try #require(ModelFixtures.sharedVulkan)
         ModelFixtures.vulkanLock.lock()
         defer { ModelFixtures.vulkanLock.unlock() }
-        var clock = ContinuousClock.now
-        func lap(_ what: String) { print("SmolLM2 GGUF on \(vulkan.name): \(what) in \(ContinuousClock.now - clock)"); clock = .now }
         let model = try TransformerModel.load(directory: Self.modelPath, backend: vulkan, weightDType: .f32)
-        lap("loaded")
         let p = try Self.prompts()[0]
-        let (top, last) = try Self.logitErrors(model, p)
-        lap("prompt logits")
+        // One pass (lavapipe takes minutes per pass of this model): every position's logits, and
+        // the first greedy token as the last row's argmax; decoding on Vulkan is covered by
+        // ModelParityTests.
+        let (top, last, argmax) = try Self.logitErrors(model, p)
         #expect(top <= Self.tolerance && last <= Self.tolerance, "relative error \(top) (top 32), \(last) (last row)")
         print("SmolLM2 GGUF on \(vulkan.name): max relative logit error \(max(top, last))")
-        // The first greedy tokens only: decoding on lavapipe is slow.
-        #expect(try Self.greedy(model, p, count: 4) == Array(p.greedy.prefix(4)))
-        lap("4 greedy tokens")
+        #expect(argmax == p.greedy[0])
     }
 }
