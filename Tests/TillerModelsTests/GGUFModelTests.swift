@@ -181,3 +181,26 @@ import TillerCore
     }
 }
 
+
+extension GGUFModelTests {
+    struct SPMExpected: Decodable {
+        struct Sample: Decodable { let text: String; let ids: [Int32]; let decoded_skip_special: String }
+        let samples: [Sample]
+    }
+
+    /// A llama.cpp SentencePiece vocabulary (scores, no merges): Tiller's tokenizer encodes and
+    /// decodes the llama2 fixture's samples as transformers' GGUF tokenizer does.
+    @Test func sentencePieceVocabularyMatchesTransformers() throws {
+        let tokenizer = try GGUFModelFile(path: Self.path("llama2-spm.gguf")).tokenizer()
+        let expected = try JSONDecoder().decode(SPMExpected.self, from: Data(contentsOf: URL(fileURLWithPath: Self.path("llama2-spm.expected.json"))))
+        #expect(tokenizer.bosTokenID == 1 && tokenizer.eosTokenIDs == [2])
+        var mismatches = 0
+        for sample in expected.samples {
+            let ids = try tokenizer.encode(sample.text)
+            if ids != sample.ids { mismatches += 1 }
+            #expect(ids == sample.ids, "\(sample.text.debugDescription)")
+            #expect(tokenizer.decode(sample.ids, skipSpecialTokens: true) == sample.decoded_skip_special, "\(sample.text.debugDescription)")
+        }
+        #expect(mismatches == 0)
+    }
+}

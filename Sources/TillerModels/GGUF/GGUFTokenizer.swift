@@ -9,7 +9,7 @@ import TillerCore
 ///   before the GPT-2 split;
 /// - "llama": SentencePiece-style BPE with byte fallback; merges are made from the token scores as
 ///   transformers does when a file has none (every split of a token into two tokens, ranked by the
-///   token's score), with SentencePiece's legacy normalizer (prepend and replace spaces by U+2581).
+///   token's score), and transformers' Metaspace pre-tokenizer (spaces become U+2581, one in front).
 /// Token type 3 (control) becomes a special added token and 4 (user defined) a plain added token;
 /// BOS and EOS come from `tokenizer.ggml.bos_token_id`/`eos_token_id` (and `eot_token_id` also
 /// ends generation), `add_bos_token` decides whether `encode` puts BOS in front.
@@ -67,9 +67,10 @@ enum GGUFTokenizer {
             let prefix = try reader.bool("tokenizer.ggml.add_space_prefix") ?? true
             let merges = try reader.strings("tokenizer.ggml.merges", in: bytes).map { $0.map(JSONEscaping.quoted) }
                 ?? sentencePieceMerges(tokens, scores).map { "[\(JSONEscaping.quoted($0.0)),\(JSONEscaping.quoted($0.1))]" }
-            let prepend = prefix ? "{\"type\":\"Prepend\",\"prepend\":\"\u{2581}\"}," : ""
-            json += "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[\(prepend){\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\u{2581}\"}]},"
-            json += "\"pre_tokenizer\":null,"
+            // As transformers 5 converts it: no normalizer, Metaspace with U+2581 put in front of the
+            // text's first piece only (llama.cpp's add_space_prefix), words not split.
+            json += "\"normalizer\":null,"
+            json += "\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\u{2581}\",\"prepend_scheme\":\"\(prefix ? "first" : "never")\",\"split\":false},"
             let strip = prefix ? ",{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}" : ""
             json += "\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":\"\u{2581}\"},\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"}\(strip)]},"
             let unkToken = unk.map { JSONEscaping.quoted(tokens[$0]) } ?? "null"
