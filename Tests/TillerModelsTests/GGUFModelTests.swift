@@ -204,3 +204,28 @@ extension GGUFModelTests {
         #expect(mismatches == 0)
     }
 }
+
+extension GGUFModelTests {
+    /// qwen3 and gemma3 files map to the Qwen3ForCausalLM / Gemma3ForCausalLM configurations; until
+    /// those families are in Tiller, asking for the architecture is one line naming it. (The
+    /// files are the qwen2 and gemma2 fixtures with their architecture renamed in the header.)
+    @Test(arguments: [("qwen2", "qwen3", "Qwen3ForCausalLM"), ("gemma2", "gemma3", "Gemma3ForCausalLM")])
+    func newerFamiliesMapToTheirConfigurations(from: String, to: String, expected: String) throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.path("\(from).gguf"))))
+        let headerEnd = try bytes.withUnsafeBytes { try GGUFReader($0, path: "x").dataStart }
+        let old = Array(from.utf8), new = Array(to.utf8)
+        var i = 0
+        while i + old.count <= headerEnd {
+            if bytes[i..<(i + old.count)].elementsEqual(old) { bytes.replaceSubrange(i..<(i + old.count), with: new) }
+            i += 1
+        }
+        let file = try GGUFModelFile(data: Data(bytes), path: "\(to).gguf")
+        #expect(file.config.architectures == [expected] && file.config.modelType == to)
+        #expect(file.config.hiddenSize == 64 && file.config.numHiddenLayers == 2)
+        do {
+            #expect(try file.architecture().rawValue == expected)
+        } catch {
+            #expect("\(error)".contains(expected) && !"\(error)".contains("\n"))
+        }
+    }
+}
