@@ -18,3 +18,10 @@ extension CheckpointDirectory: WeightSource {
         try TransformerModel.loadStreaming(self, name, into: backend, as: dtype, expectedShape: expectedShape)
     }
 }
+
+extension WeightSource {
+    /// A norm or bias as stored (the form CheckpointDirectory's callers use).
+    func load(_ name: String, into backend: Backend, expectedShape: [Int]?) throws -> Tensor {
+        try load(name, into: backend, as: nil, expectedShape: expectedShape)
+    }
+}
