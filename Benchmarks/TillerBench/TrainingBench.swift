@@ -61,6 +61,7 @@ enum TrainingBench {
             let name = "training/\(kind.rawValue)"
             let layers = kind == .mse ? Array(0..<model.layerCount) : [model.layerCount / 2]
             let shape = kind == .mse ? "heads on all \(layers.count) layers" : "one head at layer \(layers[0])"
+            try epoch(bench, model: model, objective: kind, layers: layers, shape: shape, reference: references["epoch-\(kind.rawValue)"])
             guard bench.selected(name, shape) else { continue }
             var heads: [Int: SteeringHead] = [:]
             for layer in layers { heads[layer] = head(layer, model.hiddenSize) }
@@ -86,7 +87,6 @@ enum TrainingBench {
             row.ratio = row.figure / row.reference.figure
             if reference != nil { row.targets.append(Target(metric: "ratio", value: row.ratio, atLeast: 1.0)) }
             bench.record(row)
-            try epoch(bench, model: model, objective: kind, layers: layers, shape: shape, reference: references["epoch-\(kind.rawValue)"])
             if let torchPeak = reference?.peak_rss_mib {
                 var memory = Row(name: name, shape: "peak RSS", figure: peak, unit: "MiB", seconds: median, fastestSeconds: samples[0],
                                  callsPerSample: 1, reference: ReferenceFigure(name: "PyTorch autograd f32", figure: torchPeak, seconds: .nan),

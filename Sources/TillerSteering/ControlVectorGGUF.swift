@@ -1,5 +1,6 @@
 import Foundation
 import TillerCore
+import TillerModels
 
 /// A llama.cpp control vector: one direction per layer, added to the residual stream at every
 /// position (docs/steering.md, "Control vectors (GGUF)").

@@ -117,10 +117,66 @@ struct ModelInspection: Encodable {
 
     init(directory: String) throws {
         try ModelDirectory.check(directory)
+        if GGUFModelFile.isGGUF(directory) {
+            try self.init(gguf: directory)
+        } else {
+            try self.init(checkpoint: directory)
+        }
+    }
+
+    private init(checkpoint directory: String) throws {
         let checkpoint = try CheckpointDirectory(path: directory)
         let configPath = (directory as NSString).appendingPathComponent(CheckpointDirectory.configFileName)
         let config = try ModelConfig.parse(try checkpoint.configData(), path: configPath)
-        model = directory
+        try self.init(model: directory, config: config, configPath: configPath)
+
+        var parameters = 0, uncounted = 0, dtypes: [String: Int] = [:]
+        for file in checkpoint.files {
+            for (name, entry) in file.entries {
+                dtypes[entry.dtype.rawValue.uppercased(), default: 0] += 1
+                // A tied checkpoint that stores lm_head.weight anyway holds the embedding twice.
+                if tiedEmbeddings, name == "lm_head.weight", checkpoint.has("model.embed_tokens.weight") { continue }
+                parameters += entry.count
+            }
+            for dtype in file.unsupportedEntries.values {
+                dtypes[dtype, default: 0] += 1
+                uncounted += 1
+            }
+        }
+        self.parameters = parameters
+        uncountedTensors = uncounted
+        self.dtypes = dtypes
+        tensors = checkpoint.tensorNames.count
+        weightFiles = checkpoint.files.count
+        weightBytes = checkpoint.files.reduce(0) { $0 + $1.fileByteCount }
+
+        tokenizer = FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("tokenizer.json"))
+        // A template in chat_template.jinja or tokenizer_config.json's "chat_template" (base models
+        // have a tokenizer_config.json without one: no template, not an error). A config that is not
+        // a JSON object is handed to ChatTemplate, which says what is wrong with it.
+        let tokenizerConfig = (directory as NSString).appendingPathComponent("tokenizer_config.json")
+        var hasTemplate = FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("chat_template.jinja"))
+        if !hasTemplate, FileManager.default.fileExists(atPath: tokenizerConfig) {
+            let object = (try? Data(contentsOf: URL(fileURLWithPath: tokenizerConfig))).flatMap { try? JSONSerialization.jsonObject(with: $0) } as? [String: Any]
+            hasTemplate = object == nil || object?["chat_template"] != nil
+        }
+        if hasTemplate { readChatTemplate(directory) }
+    }
+
+    /// The chat template's source and default system prompt, or why it cannot be read.
+    mutating func readChatTemplate(_ model: String) {
+        do {
+            let template = try ChatTemplate(directory: model)
+            chatTemplate = template.source
+            defaultSystemPrompt = template.defaultSystemPrompt()
+        } catch {
+            chatTemplateError = "\(error)"
+        }
+    }
+
+    /// What the configuration says; the weights and tokenizer fields are filled in by the caller.
+    init(model: String, config: ModelConfig, configPath: String) throws {
+        self.model = model
         architecture = config.architectures?.first
         modelType = config.modelType
         let known = try? Architecture.of(config, path: configPath)
@@ -160,46 +216,13 @@ struct ModelInspection: Encodable {
             finalLogitSoftcap = config.finalLogitSoftcapping
             activation = config.hiddenActivation ?? config.hiddenAct
         }
-
-        var parameters = 0, uncounted = 0, dtypes: [String: Int] = [:]
-        for file in checkpoint.files {
-            for (name, entry) in file.entries {
-                dtypes[entry.dtype.rawValue.uppercased(), default: 0] += 1
-                // A tied checkpoint that stores lm_head.weight anyway holds the embedding twice.
-                if tiedEmbeddings, name == "lm_head.weight", checkpoint.has("model.embed_tokens.weight") { continue }
-                parameters += entry.count
-            }
-            for dtype in file.unsupportedEntries.values {
-                dtypes[dtype, default: 0] += 1
-                uncounted += 1
-            }
-        }
-        self.parameters = parameters
-        uncountedTensors = uncounted
-        self.dtypes = dtypes
-        tensors = checkpoint.tensorNames.count
-        weightFiles = checkpoint.files.count
-        weightBytes = checkpoint.files.reduce(0) { $0 + $1.fileByteCount }
-
-        tokenizer = FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("tokenizer.json"))
-        // A template in chat_template.jinja or tokenizer_config.json's "chat_template" (base models
-        // have a tokenizer_config.json without one: no template, not an error). A config that is not
-        // a JSON object is handed to ChatTemplate, which says what is wrong with it.
-        let tokenizerConfig = (directory as NSString).appendingPathComponent("tokenizer_config.json")
-        var hasTemplate = FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("chat_template.jinja"))
-        if !hasTemplate, FileManager.default.fileExists(atPath: tokenizerConfig) {
-            let object = (try? Data(contentsOf: URL(fileURLWithPath: tokenizerConfig))).flatMap { try? JSONSerialization.jsonObject(with: $0) } as? [String: Any]
-            hasTemplate = object == nil || object?["chat_template"] != nil
-        }
-        if hasTemplate {
-            do {
-                let template = try ChatTemplate(directory: directory)
-                chatTemplate = template.source
-                defaultSystemPrompt = template.defaultSystemPrompt()
-            } catch {
-                chatTemplateError = "\(error)"
-            }
-        }
+        parameters = 0
+        uncountedTensors = 0
+        dtypes = [:]
+        tensors = 0
+        weightFiles = 0
+        weightBytes = 0
+        tokenizer = false
     }
 
     /// The report a person reads: one "name: value" line each.

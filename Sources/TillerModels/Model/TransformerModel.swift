@@ -56,7 +56,14 @@ public final class TransformerModel {
 
     /// Loads config.json and the weights of a Hugging Face model directory. `weightDType`
     /// converts the matmul and embedding weights on load (e.g. an f32 checkpoint run in bf16).
+    /// A GGUF model file (`GGUFModelFile`) is accepted in place of the directory.
     public static func load(directory: String, backend: Backend, weightDType: DType? = nil) throws -> TransformerModel {
+        if GGUFModelFile.isGGUF(directory) {
+            let file = try GGUFModelFile(path: directory)
+            return try TransformerModel(config: file.config, architecture: try file.architecture(), checkpoint: file,
+                                        backend: backend, weightDType: weightDType, configPath: directory,
+                                        frequencyDivisors: try file.ropeFrequencyFactors())
+        }
         let checkpoint = try CheckpointDirectory(path: directory)
         let configPath = directory + "/config.json"
         let config = try ModelConfig.parse(try checkpoint.configData(), path: configPath)
@@ -66,8 +73,10 @@ public final class TransformerModel {
                                     backend: backend, weightDType: weightDType, configPath: configPath)
     }
 
-    init(config: ModelConfig, architecture: Architecture, checkpoint: CheckpointDirectory, backend: Backend,
-         weightDType: DType?, configPath: String) throws {
+    /// `frequencyDivisors`: llama.cpp's rope_freqs tensor (each rotary frequency divided by its
+    /// factor), which a GGUF file holds instead of the rope scaling parameters.
+    init(config: ModelConfig, architecture: Architecture, checkpoint: any WeightSource, backend: Backend,
+         weightDType: DType?, configPath: String, frequencyDivisors: [Float]? = nil) throws {
         self.config = config
         self.architecture = architecture
         self.traits = architecture.traits(config)
@@ -76,9 +85,9 @@ public final class TransformerModel {
         let hq = config.numAttentionHeads, hkv = config.kvHeads, hd = config.resolvedHeadDim
 
         func weight(_ name: String, _ shape: [Int]) throws -> Tensor {
-            try Self.loadStreaming(checkpoint, name, into: backend, as: weightDType, expectedShape: shape)
+            try checkpoint.loadWeight(name, into: backend, as: weightDType, expectedShape: shape)
         }
-        func norm(_ name: String) throws -> Tensor { try checkpoint.load(name, into: backend, expectedShape: [d]) }
+        func norm(_ name: String) throws -> Tensor { try checkpoint.load(name, into: backend, as: nil, expectedShape: [d]) }
         func bias(_ name: String, _ n: Int) throws -> Tensor { try checkpoint.load(name, into: backend, as: .f32, expectedShape: [n]) }
 
         // "model." but for a multimodal checkpoint's language model.
@@ -95,9 +104,17 @@ public final class TransformerModel {
         let traits = self.traits
         // One frequency tensor per distinct schedule (Gemma 3: local and global).
         var frequencyTensors: [(RotarySchedule, Tensor)] = []
+        if let divisors = frequencyDivisors {
+            guard divisors.count == hd / 2, divisors.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw TillerError.io(path: configPath, detail: "rope_freqs.weight has \(divisors.count) factors (\(hd / 2) positive ones expected)")
+            }
+        }
         let frequencies = try architecture.rotarySchedules(config, path: configPath).map { schedule in
             if let known = frequencyTensors.first(where: { $0.0 == schedule }) { return known.1 }
-            let tensor = try backend.tensor(schedule.inverseFrequencies(headDim: hd), shape: [hd / 2])
+            var values = schedule.inverseFrequencies(headDim: hd)
+            // llama.cpp's rope_freqs (Llama 3 scaling as stored in a GGUF file) divides each frequency.
+            if let divisors = frequencyDivisors { values = zip(values, divisors).map { $0 / $1 } }
+            let tensor = try backend.tensor(values, shape: [hd / 2])
             frequencyTensors.append((schedule, tensor))
             return tensor
         }

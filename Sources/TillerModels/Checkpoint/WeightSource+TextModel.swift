@@ -1,4 +1,4 @@
-extension CheckpointDirectory {
+extension WeightSource {
     /// Where the text model's tensors are named from: "model." (a causal LM), or for a multimodal
     /// checkpoint's language model "language_model.model." (as transformers saves
     /// Gemma3ForConditionalGeneration) or "model.language_model." (as some 4.x versions did).

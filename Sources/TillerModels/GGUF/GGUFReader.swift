@@ -1,8 +1,8 @@
 import TillerCore
 
-/// The header of a GGUF file (versions 2 and 3, little-endian), as much as a control vector needs:
-/// every metadata value (arrays are checked and skipped, not kept), every tensor's name, shape,
-/// type and where its bytes lie. Written for untrusted input: every count and length is bounded
+/// The header of a GGUF file (versions 2 and 3, little-endian), read for control vectors and model
+/// files alike: every metadata value (arrays are checked and located, and decoded only when asked
+/// for: a vocabulary is 50k strings), every tensor's name, shape, type and where its bytes lie. Written for untrusted input: every count and length is bounded
 /// by the bytes that remain before anything is allocated or read, all arithmetic on sizes is
 /// checked, and whatever is wrong is a one-line `TillerError` naming the file and the byte offset.
 ///
@@ -11,17 +11,18 @@ import TillerCore
 /// u64 ne[n_dims], u32 ggml type, u64 offset); padding to `general.alignment` (default 32); the
 /// data section, each tensor at its offset from the data section's start. A string is a u64
 /// byte length and that many bytes of UTF-8.
-struct GGUFReader {
-    enum Value: Equatable {
+public struct GGUFReader: Sendable {
+    public enum Value: Equatable, Sendable {
         case unsigned(UInt64)
         case signed(Int64)
         case float(Double)
         case bool(Bool)
         case string(String)
-        /// Arrays are validated and skipped: the element type and the count are kept.
-        case array(elementType: UInt32, count: Int)
+        /// Arrays are validated and skipped: the element type, the count and the byte offset of
+        /// the first element are kept (`strings`, `numbers` decode them).
+        case array(elementType: UInt32, count: Int, at: Int)
 
-        var typeName: String {
+        public var typeName: String {
             switch self {
             case .unsigned: return "an unsigned integer"
             case .signed: return "a signed integer"
@@ -33,7 +34,7 @@ struct GGUFReader {
         }
 
         /// An integer value of any integer type, if it fits an Int.
-        var integer: Int? {
+        public var integer: Int? {
             switch self {
             case .unsigned(let u): return Int(exactly: u)
             case .signed(let s): return Int(exactly: s)
@@ -42,42 +43,42 @@ struct GGUFReader {
         }
     }
 
-    struct TensorInfo {
-        var name: String
+    public struct TensorInfo: Sendable {
+        public var name: String
         /// ne[0], ne[1], ... (ggml order: ne[0] is the innermost dimension).
-        var dims: [Int]
-        var type: UInt32
-        var elementCount: Int
+        public var dims: [Int]
+        public var type: UInt32
+        public var elementCount: Int
         /// The offset from the data section's start, as written.
-        var relativeOffset: Int
+        public var relativeOffset: Int
         /// Absolute byte range in the file; nil for types whose size this reader does not know.
-        var byteRange: Range<Int>?
+        public var byteRange: Range<Int>?
     }
 
     /// ggml types this reader knows the size of.
-    enum TensorType: UInt32 {
+    public enum TensorType: UInt32 {
         case f32 = 0
         case f16 = 1
         case bf16 = 30
 
-        var byteSize: Int { self == .f32 ? 4 : 2 }
+        public var byteSize: Int { self == .f32 ? 4 : 2 }
     }
 
-    static let magic: [UInt8] = Array("GGUF".utf8)
+    public static let magic: [UInt8] = Array("GGUF".utf8)
     static let defaultAlignment = 32
     static let maxDims = 4
 
-    let path: String
-    let version: UInt32
+    public let path: String
+    public let version: UInt32
     /// In file order.
-    let metadata: [(key: String, value: Value)]
-    let tensors: [TensorInfo]
-    let alignment: Int
-    let dataStart: Int
+    public let metadata: [(key: String, value: Value)]
+    public let tensors: [TensorInfo]
+    public let alignment: Int
+    public let dataStart: Int
 
-    func value(_ key: String) -> Value? { metadata.first { $0.key == key }?.value }
+    public func value(_ key: String) -> Value? { metadata.first { $0.key == key }?.value }
 
-    init(_ bytes: UnsafeRawBufferPointer, path: String) throws {
+    public init(_ bytes: UnsafeRawBufferPointer, path: String) throws {
         self.path = path
         var c = Cursor(bytes: bytes, path: path)
         guard bytes.count >= 4 else {
@@ -105,9 +106,9 @@ struct GGUFReader {
             let keyOffset = c.offset
             let key = try c.string("a metadata key")
             guard keys.insert(key).inserted else {
-                throw c.error("metadata key '\(JSONText.excerpt(key))' appears twice", at: keyOffset)
+                throw c.error("metadata key '\(JSONValue.excerpt(key))' appears twice", at: keyOffset)
             }
-            let type = try c.u32("the type of '\(JSONText.excerpt(key))'")
+            let type = try c.u32("the type of '\(JSONValue.excerpt(key))'")
             let value = try c.value(type: type, key: key)
             metadata.append((key, value))
         }
@@ -128,9 +129,9 @@ struct GGUFReader {
             let nameOffset = c.offset
             let name = try c.string("a tensor name")
             guard names.insert(name).inserted else {
-                throw c.error("tensor '\(JSONText.excerpt(name))' appears twice", at: nameOffset)
+                throw c.error("tensor '\(JSONValue.excerpt(name))' appears twice", at: nameOffset)
             }
-            let shown = "tensor '\(JSONText.excerpt(name))'"
+            let shown = "tensor '\(JSONValue.excerpt(name))'"
             let nDims = try c.u32("the dimension count of \(shown)")
             guard nDims <= UInt32(Self.maxDims) else {
                 throw c.error("\(shown) has \(nDims) dimensions (at most \(Self.maxDims))")
@@ -167,19 +168,22 @@ struct GGUFReader {
         self.dataStart = dataStart
         for i in infos.indices {
             let offset = infos[i].relativeOffset
-            guard let type = TensorType(rawValue: infos[i].type) else { continue }
-            let (size, o1) = infos[i].elementCount.multipliedReportingOverflow(by: type.byteSize)
+            guard let type = GGMLType(rawValue: infos[i].type) else { continue }
+            if let first = infos[i].dims.first, first % type.blockSize != 0 {
+                throw c.error("tensor '\(JSONValue.excerpt(infos[i].name))' (\(Self.typeName(infos[i].type)) \(infos[i].dims)) has rows of \(first) values, not a multiple of the type's block of \(type.blockSize)", at: nil)
+            }
+            let (size, o1) = (infos[i].elementCount / type.blockSize).multipliedReportingOverflow(by: type.blockBytes)
             let (begin, o2) = dataStart.addingReportingOverflow(offset)
             let (end, o3) = begin.addingReportingOverflow(size)
             guard !o1, !o2, !o3, end <= bytes.count else {
-                throw c.error("tensor '\(JSONText.excerpt(infos[i].name))' (\(Self.typeName(infos[i].type)) \(infos[i].dims)) lies outside the file: bytes [\(o2 ? "?" : String(begin)), \(o1 || o2 || o3 ? "?" : String(end))) of \(bytes.count); truncated?", at: nil)
+                throw c.error("tensor '\(JSONValue.excerpt(infos[i].name))' (\(Self.typeName(infos[i].type)) \(infos[i].dims)) lies outside the file: bytes [\(o2 ? "?" : String(begin)), \(o1 || o2 || o3 ? "?" : String(end))) of \(bytes.count); truncated?", at: nil)
             }
             infos[i].byteRange = begin..<end
         }
         self.tensors = infos
     }
 
-    static func typeName(_ type: UInt32) -> String {
+    public static func typeName(_ type: UInt32) -> String {
         let names: [UInt32: String] = [0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
                                        10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K",
                                        24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 30: "BF16"]
@@ -187,7 +191,7 @@ struct GGUFReader {
     }
 
     /// A tensor's values as f32 (F32, F16 or BF16 data).
-    static func floats(_ bytes: UnsafeRawBufferPointer, _ tensor: TensorInfo) -> [Float]? {
+    public static func floats(_ bytes: UnsafeRawBufferPointer, _ tensor: TensorInfo) -> [Float]? {
         guard let type = TensorType(rawValue: tensor.type), let range = tensor.byteRange,
               range.lowerBound >= 0, range.upperBound <= bytes.count, range.count == tensor.elementCount * type.byteSize else { return nil }
         let base = range.lowerBound
@@ -282,7 +286,7 @@ struct GGUFReader {
         }
 
         mutating func value(type: UInt32, key: String) throws -> Value {
-            let shown = "'\(JSONText.excerpt(key))'"
+            let shown = "'\(JSONValue.excerpt(key))'"
             switch type {
             case 0: return .unsigned(UInt64(try u8(shown)))
             case 1: return .signed(Int64(Int8(bitPattern: try u8(shown))))
@@ -293,14 +297,19 @@ struct GGUFReader {
             case 6: return .float(Double(Float(bitPattern: try u32(shown))))
             case 7: return .bool(try u8(shown) != 0)
             case 8: return .string(try string("the value of \(shown)"))
+            case 10: return .unsigned(try u64(shown))
+            case 11: return .signed(Int64(bitPattern: try u64(shown)))
+            case 12: return .float(Double(bitPattern: try u64(shown)))
             case 9:
                 let elementType = try u32("the element type of \(shown)")
                 if let size = Self.fixedSize(elementType) {
                     let n = try count("the length of array \(shown)", minimumBytesEach: size)
+                    let at = offset
                     try skip(n * size, "array \(shown)")
-                    return .array(elementType: elementType, count: n)
+                    return .array(elementType: elementType, count: n, at: at)
                 } else if elementType == 8 {
                     let n = try count("the length of array \(shown)", minimumBytesEach: 8)
+                    let at = offset
                     for _ in 0..<n {
                         let raw = try u64("a string in array \(shown)")
                         guard raw <= UInt64(remaining) else {
@@ -308,7 +317,7 @@ struct GGUFReader {
                         }
                         try skip(Int(raw), "a string in array \(shown)")
                     }
-                    return .array(elementType: elementType, count: n)
+                    return .array(elementType: elementType, count: n, at: at)
                 } else if elementType == 9 {
                     throw error("array \(shown) holds arrays (nested arrays are not supported)")
                 } else {
