@@ -20,6 +20,10 @@ extension CPUBackend {
                     }
                     beta = 1
                 }
+                if w.dtype.isQuantized {
+                    quantizedMatmul(m: m, n: n, k: k, x: xb, w: try hostPointer("matmul", w), dtype: w.dtype, beta: beta, out: ob)
+                    continue
+                }
                 if layout == .nk && m <= Self.batchedDecodeMaxRows {
                     let wb = try hostPointer("matmul", w) + b * weightStride * w.dtype.byteSize
                     if m <= Self.streamingMaxRows {
