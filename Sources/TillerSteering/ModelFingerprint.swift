@@ -30,7 +30,18 @@ public struct ModelFingerprint: Sendable, Equatable {
 
     /// The fingerprint of a checkpoint directory (config.json plus model.safetensors or the shards
     /// of model.safetensors.index.json). Reads the config and the headers only.
+    /// A GGUF model file is fingerprinted the same way, over its header (magic, metadata and
+    /// tensor table: everything before the tensor data).
     public init(directory: String) throws {
+        if GGUFModelFile.isGGUF(directory) {
+            let file = try GGUFModelFile(path: directory)
+            let architecture = try file.architecture()
+            var hash = FNV1a64()
+            file.withHeaderBytes { hash.add($0) }
+            self.init(architecture: architecture.rawValue, modelType: file.config.modelType ?? Self.defaultModelType(architecture),
+                      hiddenSize: file.config.hiddenSize, layerCount: file.config.numHiddenLayers, weightsHeaderHash: hash.text)
+            return
+        }
         let checkpoint = try CheckpointDirectory(path: directory)
         let configPath = (checkpoint.path as NSString).appendingPathComponent(CheckpointDirectory.configFileName)
         let config = try ModelConfig.parse(try checkpoint.configData(), path: configPath)

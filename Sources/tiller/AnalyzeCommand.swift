@@ -105,7 +105,7 @@ struct Analyze: ParsableCommand {
                         throw TillerError.io(path: "\(source):\(line.number)", detail: "\(error)")
                     }
                 }
-                transformer = try TransformerModel.load(directory: model, backend: backend)
+                transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype)
             }
             for path in steer {
                 // A steering file, or a llama.cpp/repeng control vector read as `generate --steer` reads it.

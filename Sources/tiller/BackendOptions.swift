@@ -10,13 +10,29 @@ enum BackendKind: String, ExpressibleByArgument, CaseIterable {
     case auto, cpu, vulkan
 }
 
-/// --backend and --device, shared by every command that computes.
+/// --weight-dtype.
+enum WeightDType: String, ExpressibleByArgument, CaseIterable {
+    case f32, f16, bf16
+    var dtype: DType {
+        switch self {
+        case .f32: return .f32
+        case .f16: return .f16
+        case .bf16: return .bf16
+        }
+    }
+}
+
+/// --backend, --device and --weight-dtype, shared by every command that computes.
 struct BackendOptions: ParsableArguments {
     @Option(help: "cpu, vulkan, or auto: Vulkan on a GPU when one works, else the CPU.")
     var backend: BackendKind = .auto
 
     @Option(help: "Vulkan device: its index in `tiller info` or part of its name (default: TILLER_VULKAN_DEVICE, else the best GPU).")
     var device: String?
+
+    @Option(name: .customLong("weight-dtype"),
+            help: "How the model's matmul and embedding weights are held: f32, f16 or bf16 (default: as stored; bf16 for quantized GGUF tensors, which are dequantized at load).")
+    var weightDType: WeightDType?
 
     /// The backend to compute on. `auto` never picks a CPU-type Vulkan device (lavapipe is a
     /// correctness driver, far slower than the CPU backend) and says in one line on stderr why it

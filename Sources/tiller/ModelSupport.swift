@@ -4,20 +4,21 @@ import TillerModels
 
 /// Helpers shared by the commands that read a model directory.
 enum ModelDirectory {
-    /// Fails in one line naming the path unless it is a directory.
+    /// Fails in one line naming the path unless it is a directory or a GGUF model file.
     static func check(_ path: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw TillerError.io(path: path, detail: "no such model directory")
         }
-        guard isDirectory.boolValue else {
-            throw TillerError.io(path: path, detail: "not a directory (pass the model directory)")
+        guard isDirectory.boolValue || GGUFModelFile.isGGUF(path) else {
+            throw TillerError.io(path: path, detail: "not a directory or a GGUF file (pass the model directory or FILE.gguf)")
         }
     }
 
-    /// The tokenizer of a model directory, failing in one line naming what is missing.
+    /// The tokenizer of a model directory or GGUF file, failing in one line naming what is missing.
     static func tokenizer(_ path: String) throws -> Tokenizer {
         try check(path)
+        if GGUFModelFile.isGGUF(path) { return try GGUFModelFile(path: path).tokenizer() }
         let file = (path as NSString).appendingPathComponent("tokenizer.json")
         guard FileManager.default.fileExists(atPath: file) else {
             throw TillerError.io(path: file, detail: "no such file (the model directory has no tokenizer)")

@@ -13,7 +13,7 @@ import Testing
 
     /// Each option, by "command path --name"; "* --name" stands for that option in every command.
     static let kinds: [String: Kind] = [
-        "* --backend": .text, "* --device": .text, "* --model": .text, "* --out": .text, "* --max-line-bytes": .int,
+        "* --backend": .text, "* --device": .text, "* --weight-dtype": .text, "* --model": .text, "* --out": .text, "* --max-line-bytes": .int,
         "detokenize --ids": .intList,
         "tokenize --text": .text,
         "logits --ids": .intList,

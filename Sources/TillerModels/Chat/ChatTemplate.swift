@@ -53,6 +53,12 @@ public final class ChatTemplate {
     /// bos_token / eos_token from tokenizer_config.json, else special_tokens_map.json (strings or
     /// {"content": ...} objects). Throws if there is no template or it does not parse.
     public convenience init(directory: String) throws {
+        if GGUFModelFile.isGGUF(directory) {
+            // A GGUF model file: tokenizer.chat_template and its BOS/EOS tokens.
+            let template = try GGUFModelFile(path: directory).chatTemplate()
+            self.init(template: template.template, bosToken: template.bosToken, eosToken: template.eosToken, source: template.source)
+            return
+        }
         let dir = URL(fileURLWithPath: directory)
         let configPath = dir.appendingPathComponent("tokenizer_config.json").path
         let jinjaPath = dir.appendingPathComponent("chat_template.jinja").path

@@ -29,13 +29,20 @@ public final class GGUFModelFile: @unchecked Sendable {
         return (try? handle.read(upToCount: 4)).map { Array($0) == GGUFReader.magic } ?? false
     }
 
-    public init(path: String) throws {
-        self.path = path
+    public convenience init(path: String) throws {
+        let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
             throw TillerError.io(path: path, detail: "cannot read the GGUF model file (\(ErrorReason.file(error, path: path)))")
         }
+        try self.init(data: data, path: path)
+    }
+
+    /// A GGUF file's bytes (memory-mapped by `init(path:)`), `path` for messages.
+    init(data: Data, path: String) throws {
+        self.path = path
+        self.data = data
         reader = try data.withUnsafeBytes { try GGUFReader($0, path: path) }
         let arch = try reader.string("general.architecture") ?? ""
         ggufArchitecture = arch
@@ -64,12 +71,28 @@ public final class GGUFModelFile: @unchecked Sendable {
     /// The architecture the configuration names, or a one-line error for one Tiller lacks.
     public func architecture() throws -> Architecture { try Architecture.of(config, path: path) }
 
-    public func tokenizer() throws -> Tokenizer {
+    public func tokenizer() throws -> Tokenizer { try Tokenizer(gguf: self) }
+
+    func tokenizerInputs() throws -> GGUFTokenizer.Inputs {
         try data.withUnsafeBytes { try GGUFTokenizer.make(reader, bytes: $0) }
     }
 
-    /// tokenizer.chat_template, or nil.
-    public func chatTemplateSource() throws -> String? { try reader.string("tokenizer.chat_template") }
+    /// The chat template (tokenizer.chat_template) with the BOS and EOS token strings, as
+    /// tokenizer_config.json would give them.
+    public func chatTemplate() throws -> ChatTemplate {
+        guard let text = try reader.string("tokenizer.chat_template") else {
+            throw TillerError.io(path: path, detail: "no tokenizer.chat_template in the GGUF metadata (the model has no chat template)")
+        }
+        let tokens = try data.withUnsafeBytes { try reader.strings("tokenizer.ggml.tokens", in: $0) } ?? []
+        func token(_ key: String) throws -> String? {
+            guard let id = try reader.integer(key) else { return nil }
+            return tokens.indices.contains(id) ? tokens[id] : nil
+        }
+        let template = ChatTemplate(template: text, bosToken: try token("tokenizer.ggml.bos_token_id"),
+                                    eosToken: try token("tokenizer.ggml.eos_token_id"), source: path + " (tokenizer.chat_template)")
+        try template.validate()
+        return template
+    }
 
     /// The bytes before the tensor data (magic, metadata and tensor table): what a model
     /// fingerprint hashes.

@@ -14,7 +14,13 @@ import TillerCore
 /// BOS and EOS come from `tokenizer.ggml.bos_token_id`/`eos_token_id` (and `eot_token_id` also
 /// ends generation), `add_bos_token` decides whether `encode` puts BOS in front.
 enum GGUFTokenizer {
-    static func make(_ reader: GGUFReader, bytes: UnsafeRawBufferPointer) throws -> Tokenizer {
+    /// The tokenizer.json, tokenizer_config.json and generation_config.json this file stands for.
+    struct Inputs {
+        var tokenizerJSON, configJSON, generationConfigJSON: Data
+        var path: String
+    }
+
+    static func make(_ reader: GGUFReader, bytes: UnsafeRawBufferPointer) throws -> Inputs {
         let path = reader.path
         func bad(_ detail: String) -> TillerError { .io(path: path, detail: detail) }
         guard let model = try reader.string("tokenizer.ggml.model") else {
@@ -42,9 +48,8 @@ enum GGUFTokenizer {
         let addBOS: Bool
         switch model {
         case "gpt2":
-            guard let merges = try reader.strings("tokenizer.ggml.merges", in: bytes) else {
-                throw bad("tokenizer.ggml.model is gpt2 but there is no tokenizer.ggml.merges")
-            }
+            // No merges: every token is a byte (or an added token).
+            let merges = try reader.strings("tokenizer.ggml.merges", in: bytes) ?? []
             let pre = try reader.string("tokenizer.ggml.pre") ?? "default"
             guard let preTokenizer = byteLevelPreTokenizer(pre) else {
                 throw bad("tokenizer.ggml.pre \"\(JSONValue.excerpt(pre))\" is not supported (\(supportedPre.joined(separator: ", ")))")
@@ -86,12 +91,12 @@ enum GGUFTokenizer {
         if let bos { config.append("\"bos_token\":" + JSONEscaping.quoted(tokens[bos])) }
         if let eos { config.append("\"eos_token\":" + JSONEscaping.quoted(tokens[eos])) }
         if let template = try reader.string("tokenizer.chat_template") {
+            // Tokenizer.chatTemplate, as tokenizer_config.json's would be.
             config.append("\"chat_template\":" + JSONEscaping.quoted(template))
         }
         let generation = "{\"eos_token_id\":[" + [eos, eot].compactMap { $0.map(String.init) }.joined(separator: ",") + "]}"
-        return try Tokenizer(tokenizerJSON: Data(json.utf8), configJSON: Data(("{" + config.joined(separator: ",") + "}").utf8),
-                             generationConfigJSON: Data(generation.utf8),
-                             tokenizerPath: path + " (tokenizer.ggml.*)", configPath: path + " (tokenizer.ggml.*)")
+        return Inputs(tokenizerJSON: Data(json.utf8), configJSON: Data(("{" + config.joined(separator: ",") + "}").utf8),
+                      generationConfigJSON: Data(generation.utf8), path: path + " (tokenizer.ggml.*)")
     }
 
     /// {"token": id, ...}; a token that appears twice keeps its first id, as llama.cpp does.
@@ -167,5 +172,14 @@ enum GGUFTokenizer {
         }
         let order = merges.indices.sorted { merges[$0].2 != merges[$1].2 ? merges[$0].2 > merges[$1].2 : $0 < $1 }
         return order.map { (merges[$0].0, merges[$0].1) }
+    }
+}
+
+extension Tokenizer {
+    /// The tokenizer of a GGUF model file (`GGUFTokenizer`).
+    public convenience init(gguf file: GGUFModelFile) throws {
+        let inputs = try file.tokenizerInputs()
+        try self.init(tokenizerJSON: inputs.tokenizerJSON, configJSON: inputs.configJSON,
+                      generationConfigJSON: inputs.generationConfigJSON, tokenizerPath: inputs.path, configPath: inputs.path)
     }
 }

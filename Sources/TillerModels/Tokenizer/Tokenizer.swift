@@ -43,8 +43,13 @@ public final class Tokenizer {
     public let chatTemplate: String?
 
     /// Reads `directory`/tokenizer.json, and `directory`/tokenizer_config.json and
-    /// `directory`/generation_config.json when they exist.
+    /// `directory`/generation_config.json when they exist. A GGUF model file is read as
+    /// `init(gguf:)` does.
     public convenience init(directory: String) throws {
+        if GGUFModelFile.isGGUF(directory) {
+            try self.init(gguf: try GGUFModelFile(path: directory))
+            return
+        }
         let dir = URL(fileURLWithPath: directory)
         let tokenizerPath = dir.appendingPathComponent("tokenizer.json").path
         let configPath = dir.appendingPathComponent("tokenizer_config.json").path
