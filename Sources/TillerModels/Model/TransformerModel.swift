@@ -53,10 +53,14 @@ public final class TransformerModel {
 
     /// Loads config.json and the weights of a Hugging Face model directory. `weightDType`
     /// converts the matmul and embedding weights on load (e.g. an f32 checkpoint run in bf16).
-    /// A GGUF model file (`GGUFModelFile`) is accepted in place of the directory.
-    public static func load(directory: String, backend: Backend, weightDType: DType? = nil) throws -> TransformerModel {
+    /// A GGUF model file (`GGUFModelFile`) is accepted in place of the directory; with
+    /// `keepQuantized` (`--weight-dtype native`) its Q8_0, Q4_0, Q4_1 and Q4_K matmul weights stay
+    /// in their blocks and `weightDType` applies to the rest.
+    public static func load(directory: String, backend: Backend, weightDType: DType? = nil,
+                            keepQuantized: Bool = false) throws -> TransformerModel {
         if GGUFModelFile.isGGUF(directory) {
             let file = try GGUFModelFile(path: directory)
+            file.keepsQuantizedWeights = keepQuantized
             return try TransformerModel(config: file.config, architecture: try file.architecture(), checkpoint: file,
                                         backend: backend, weightDType: weightDType, configPath: directory,
                                         frequencyDivisors: try file.ropeFrequencyFactors())
@@ -92,7 +96,7 @@ public final class TransformerModel {
         if checkpoint.has("lm_head.weight") {
             lmHead = try weight("lm_head.weight", [v, d])
         } else if config.tieWordEmbeddings ?? true {
-            lmHead = embedding
+            lmHead = try checkpoint.tiedOutputWeight(into: backend, expectedShape: [v, d]) ?? embedding
         } else {
             throw TillerError.io(path: checkpoint.path, detail: "no lm_head.weight and tie_word_embeddings is false")
         }
