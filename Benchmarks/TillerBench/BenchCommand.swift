@@ -45,7 +45,8 @@ struct BenchCommand: ParsableCommand {
         abstract: "Throughput of the CPU backend, each figure beside a reference measured in the same run.",
         discussion: """
             Benchmarks: matmul/f32, matmul/bf16 (through the Backend protocol, against direct \
-            cblas_sgemm), attention/causal (against a square sgemm), psr/1-head and psr/4-heads \
+            cblas_sgemm), matmul/q8_0, matmul/q4_0, matmul/q4_1, matmul/q4_K (weights kept in ggml \
+            blocks, against the same values dequantized to f32 and bf16), attention/causal (against a square sgemm), psr/1-head and psr/4-heads \
             (against memcpy). With --model, the model suite instead: prefill, decode and a 32-prompt \
             batch through TransformerModel.forward with f32 and bf16 weights, against transformers' \
             figures (--transformers, from Benchmarks/TillerBench/compare_transformers.py), and peak \
@@ -165,6 +166,7 @@ struct BenchCommand: ParsableCommand {
             try ModelBench.run(bench, modelPath: model, reference: reference, profile: profile)
         } else {
             try MatmulBench.run(bench)
+            try QuantizedMatmulBench.run(bench)
             try AttentionBench.run(bench)
             try PSRBench.run(bench)
         }

@@ -43,6 +43,8 @@ enum ModelBench {
     static func variants(_ path: String) throws -> [(name: String, directory: String, dtype: DType?)] {
         let fm = FileManager.default
         func has(_ dir: String) -> Bool { fm.fileExists(atPath: dir + "/config.json") }
+        // A GGUF file: dequantized to f32 and to bf16, and its quantized weights kept native.
+        if GGUFModelFile.isGGUF(path) { return [("f32", path, .f32), ("bf16", path, .bf16), ("native", path, nil)] }
         if has(path + "/f32") {
             var list: [(String, String, DType?)] = [("f32", path + "/f32", nil)]
             list.append(has(path + "/bf16") ? ("bf16", path + "/bf16", .bf16) : ("bf16", path + "/f32", .bf16))
@@ -75,8 +77,11 @@ enum ModelBench {
         let backend: Backend = profiler ?? bench.backend
         MemoryStats.resetPeak()
         let loadStart = monotonicSeconds()
-        let model = try TransformerModel.load(directory: directory, backend: backend, weightDType: dtype)
-        let checkpointBytes = try CheckpointDirectory(path: directory).files.reduce(0) { $0 + $1.fileByteCount }
+        let isGGUF = GGUFModelFile.isGGUF(directory)
+        let model = try TransformerModel.load(directory: directory, backend: backend, weightDType: dtype,
+                                              keepQuantized: name.hasSuffix("/native"))
+        let checkpointBytes = isGGUF ? (try FileManager.default.attributesOfItem(atPath: directory)[.size] as? Int ?? 0)
+            : try CheckpointDirectory(path: directory).files.reduce(0) { $0 + $1.fileByteCount }
         bench.progress("\(name): loaded \(directory) in \(String(format: "%.1f", monotonicSeconds() - loadStart)) s, "
                        + "\(formatFigure(Double(checkpointBytes) / 1048576)) MiB of safetensors, RSS \(formatFigure(MemoryStats.current.rss)) MiB")
         var maxCacheBytes = 0

@@ -20,6 +20,11 @@ extension CPUBackend {
                     }
                     beta = 1
                 }
+                if w.dtype.isQuantized {
+                    // Blocks decoded in the kernel (not batch invariant: m > 8 takes sgemm on panels).
+                    quantizedMatmul(m: m, n: n, k: k, x: xb, w: try hostPointer("matmul", w), dtype: w.dtype, beta: beta, out: ob)
+                    continue
+                }
                 if layout == .nk && (m <= Self.batchedDecodeMaxRows || batchInvariant) {
                     let wb = try hostPointer("matmul", w) + b * weightStride * w.dtype.byteSize
                     if m <= Self.streamingMaxRows || batchInvariant {

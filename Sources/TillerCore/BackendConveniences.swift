@@ -4,18 +4,23 @@ public extension Backend {
     func empty(_ shape: [Int], _ dtype: DType = .f32) throws -> Tensor {
         // Shapes grow from user numbers (configs, batch sizes, context limits): a product past
         // Int is an error here rather than a trap.
-        var bytes = dtype.byteSize
+        var elements = 1
         for size in shape {
-            let (product, overflow) = bytes.multipliedReportingOverflow(by: size)
+            let (product, overflow) = elements.multipliedReportingOverflow(by: size)
             guard size >= 0, !overflow else {
                 throw TillerError.invalidArgument(op: "empty", detail: "a \(dtype) tensor of shape \(shape) does not fit in memory")
             }
-            bytes = product
+            elements = product
+        }
+        let (bytes, overflow) = (elements / dtype.blockElements).multipliedReportingOverflow(by: dtype.blockBytes)
+        guard !overflow else {
+            throw TillerError.invalidArgument(op: "empty", detail: "a \(dtype) tensor of shape \(shape) does not fit in memory")
         }
         return try Tensor(buffer: makeBuffer(byteCount: bytes), shape: shape, dtype: dtype)
     }
 
-    /// Uploads f32 values, converting them to `dtype` (f32, f16, bf16 or i32) on the host.
+    /// Uploads f32 values, converting them to `dtype` (f32, f16, bf16, i32, or quantized blocks:
+    /// `QuantizedBlocks.quantize`) on the host.
     func tensor(_ values: [Float], shape: [Int], dtype: DType = .f32) throws -> Tensor {
         guard values.count == shape.reduce(1, *) else {
             throw TillerError.shapeMismatch(op: "tensor", detail: "\(values.count) values for shape \(shape)")
@@ -80,6 +85,9 @@ public enum HostEncoding {
         case .f16: return try values.map(HalfConversion.floatToF16).withUnsafeBytes(body)
         case .bf16: return try values.map(HalfConversion.floatToBF16).withUnsafeBytes(body)
         case .i32: return try values.map { Int32($0) }.withUnsafeBytes(body)
+        case .q8_0, .q4_0, .q4_1, .q4_K:
+            // A count off the block size quantizes to nothing, which the upload then refuses.
+            return try (QuantizedBlocks.quantize(values, as: dtype) ?? []).withUnsafeBytes(body)
         }
     }
 
@@ -89,6 +97,13 @@ public enum HostEncoding {
         case .f16: return bytes.bindMemory(to: UInt16.self).map(HalfConversion.f16ToFloat)
         case .bf16: return bytes.bindMemory(to: UInt16.self).map(HalfConversion.bf16ToFloat)
         case .i32: return bytes.bindMemory(to: Int32.self).map { Float($0) }
+        case .q8_0, .q4_0, .q4_1, .q4_K:
+            let count = bytes.count / dtype.blockBytes * dtype.blockElements
+            guard let base = bytes.baseAddress, count > 0 else { return [] }
+            return [Float](unsafeUninitializedCapacity: count) { out, initialized in
+                QuantizedBlocks.dequantize(dtype, base, count: count, into: out.baseAddress!)
+                initialized = count
+            }
         }
     }
 
@@ -100,6 +115,7 @@ public enum HostEncoding {
         case .f16: return HalfConversion.f16ToFloat(base.load(fromByteOffset: i * 2, as: UInt16.self))
         case .bf16: return HalfConversion.bf16ToFloat(base.load(fromByteOffset: i * 2, as: UInt16.self))
         case .i32: return Float(base.load(fromByteOffset: i * 4, as: Int32.self))
+        case .q8_0, .q4_0, .q4_1, .q4_K: return QuantizedBlocks.value(base, dtype, i)
         }
     }
 }

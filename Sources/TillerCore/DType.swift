@@ -1,14 +1,52 @@
-/// Element types a tensor can hold. Activations are always f32; weights may be f32, f16 or bf16;
-/// i32 carries token ids, positions and head indices.
+/// Element types a tensor can hold. Activations are always f32; weights may be f32, f16 or bf16,
+/// or ggml's quantized blocks (matmul weights only, see `QuantizedBlocks`); i32 carries token ids,
+/// positions and head indices.
 public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
     case f32, f16, bf16, i32
+    /// ggml blocks kept as they are in a GGUF file: 32 values per block (q8_0, q4_0, q4_1) or a
+    /// 256-value super-block (q4_K). A tensor of these has a last dimension divisible by the block.
+    case q8_0, q4_0, q4_1, q4_K
 
+    /// Bytes per element of the dense types; for the quantized ones, bytes per block (use
+    /// `byteCount(elements:)` for sizes).
     public var byteSize: Int {
         switch self {
         case .f32, .i32: return 4
         case .f16, .bf16: return 2
+        case .q8_0, .q4_0, .q4_1, .q4_K: return blockBytes
         }
     }
+
+    /// Values per block: 1 for the dense types.
+    public var blockElements: Int {
+        switch self {
+        case .f32, .f16, .bf16, .i32: return 1
+        case .q8_0, .q4_0, .q4_1: return 32
+        case .q4_K: return 256
+        }
+    }
+
+    /// Bytes per block (ggml's ggml-common.h): an f16 scale d (and min m, or d and dmin with
+    /// twelve bytes of 6-bit sub-block scales for q4_K) before the packed quants.
+    public var blockBytes: Int {
+        switch self {
+        case .f32, .i32: return 4
+        case .f16, .bf16: return 2
+        case .q8_0: return 2 + 32
+        case .q4_0: return 2 + 16
+        case .q4_1: return 4 + 16
+        case .q4_K: return 4 + 12 + 128
+        }
+    }
+
+    public var isQuantized: Bool { blockElements > 1 }
+
+    /// Bytes of `elements` values (a multiple of the block size for the quantized types).
+    public func byteCount(elements: Int) -> Int { elements / blockElements * blockBytes }
+
+    /// Byte alignment a tensor of this dtype starts at: the element size, or 2 (the f16 scales)
+    /// for the blocks, whose sizes (34, 18, 20, 144) are only even.
+    public var alignment: Int { isQuantized ? 2 : byteSize }
 
     public var isFloatingPoint: Bool { self != .i32 }
     public var description: String { rawValue }

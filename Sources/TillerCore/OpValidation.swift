@@ -67,9 +67,13 @@ public enum OpShapes {
     public static func matmul(_ x: Tensor, _ w: Tensor, layout: WeightLayout, bias: Tensor?, out: Tensor) throws -> MatmulDims {
         let op = "matmul"
         try Check.dtype(op, "x", x, .f32)
-        try Check.dtype(op, "w", w, .f32, .f16, .bf16)
+        try Check.dtype(op, "w", w, .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q4_K)
         try Check.dtype(op, "out", out, .f32)
         try Check.minRank(op, "x", x, 2)
+        // Quantized blocks run along K, so only a single [N, K] weight can hold them.
+        if w.dtype.isQuantized, layout != .nk || w.rank != 2 {
+            throw TillerError.shapeMismatch(op: op, detail: "\(w.dtype) w \(w.shape) must be one [N, K] weight (layout nk)")
+        }
         guard w.rank == 2 || w.rank == 3 else {
             throw TillerError.shapeMismatch(op: op, detail: "w \(w.shape) must be [N, K], [K, N] or batched [B, ., .]")
         }

@@ -30,8 +30,12 @@ public struct Tensor: CustomStringConvertible {
         guard shape.allSatisfy({ $0 >= 0 }) else {
             throw TillerError.invalidArgument(op: "tensor", detail: "negative dimension in \(shape)")
         }
-        let bytes = shape.reduce(1, *) * dtype.byteSize
-        guard byteOffset >= 0, byteOffset % dtype.byteSize == 0, byteOffset + bytes <= buffer.byteCount else {
+        if dtype.isQuantized, (shape.last ?? 1) % dtype.blockElements != 0 {
+            throw TillerError.invalidArgument(
+                op: "tensor", detail: "\(dtype) \(shape): the last dimension must be a multiple of \(dtype.blockElements)")
+        }
+        let bytes = dtype.byteCount(elements: shape.reduce(1, *))
+        guard byteOffset >= 0, byteOffset % dtype.alignment == 0, byteOffset + bytes <= buffer.byteCount else {
             throw TillerError.invalidArgument(
                 op: "tensor",
                 detail: "\(dtype) \(shape) at byte \(byteOffset) does not fit a buffer of \(buffer.byteCount) bytes")
@@ -44,7 +48,7 @@ public struct Tensor: CustomStringConvertible {
 
     public var rank: Int { shape.count }
     public var count: Int { shape.reduce(1, *) }
-    public var byteCount: Int { count * dtype.byteSize }
+    public var byteCount: Int { dtype.byteCount(elements: count) }
     /// Size of the last dimension (1 for a scalar).
     public var columns: Int { shape.last ?? 1 }
     /// Product of all but the last dimension: the number of rows a row-wise op sees.
@@ -63,7 +67,7 @@ public struct Tensor: CustomStringConvertible {
         guard let first = shape.first, start >= 0, rowCount >= 0, start + rowCount <= first else {
             throw TillerError.indexOutOfRange(op: "slice", detail: "rows \(start)..<\(start + rowCount) of \(shape)")
         }
-        let rowBytes = shape.dropFirst().reduce(1, *) * dtype.byteSize
+        let rowBytes = dtype.byteCount(elements: shape.dropFirst().reduce(1, *))
         return try Tensor(buffer: buffer, byteOffset: byteOffset + start * rowBytes,
                           shape: [rowCount] + shape.dropFirst(), dtype: dtype)
     }

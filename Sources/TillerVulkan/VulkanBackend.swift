@@ -148,7 +148,8 @@ public final class VulkanBackend: Backend {
     }
 
     /// Records one dispatch. Binding i of the shader is bindings[i]'s buffer; push-constant words
-    /// 0..<bindings.count hold each tensor's offset in elements of its dtype, and `push` follows.
+    /// 0..<bindings.count hold each tensor's offset in elements of its dtype (bytes for quantized
+    /// blocks), and `push` follows.
     func dispatch(_ op: String, _ source: ShaderModuleSource, specialization: [UInt32] = [],
                   bindings: [(Tensor, Access)], push: [UInt32], groups: (Int, Int, Int)) throws {
         guard groups.0 > 0, groups.1 > 0, groups.2 > 0 else { return }
@@ -174,7 +175,8 @@ public final class VulkanBackend: Backend {
                 throw TillerError.unsupported("vulkan: \(op): \(tensor) spans more than the device's \(device.maxStorageBufferRange)-byte storage binding")
             }
             infos.append(VkDescriptorBufferInfo(buffer: buffer.allocation.buffer, offset: VkDeviceSize(start), range: VkDeviceSize(range)))
-            words.append(UInt32((tensor.byteOffset - start) / tensor.dtype.byteSize))
+            // Quantized blocks (34, 18, 20 or 144 bytes) are addressed by byte.
+            words.append(UInt32((tensor.byteOffset - start) / (tensor.dtype.isQuantized ? 1 : tensor.dtype.byteSize)))
             switch access {
             case .read: reads.append(buffer)
             case .write: writes.append(buffer); buffer.knownIndices.removeAll()

@@ -54,6 +54,9 @@ extension VulkanBackend {
         guard [x.count, w.count, out.count].allSatisfy({ $0 < Int(UInt32.max) }) else {
             throw TillerError.unsupported("vulkan: \(op) on \(x), \(w) needs 64-bit element indices")
         }
+        if w.dtype.isQuantized {
+            return try quantizedMatmul(x, w, bias: bias, accumulate: accumulate, out: out, m: m, n: n, k: k)
+        }
         let dtype: UInt32
         switch w.dtype {
         case .f16: dtype = 1

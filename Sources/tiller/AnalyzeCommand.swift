@@ -105,7 +105,8 @@ struct Analyze: ParsableCommand {
                         throw TillerError.io(path: "\(source):\(line.number)", detail: "\(error)")
                     }
                 }
-                transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype)
+                transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype,
+                                                    keepQuantized: backendOptions.keepsQuantizedWeights)
             }
             for path in steer {
                 // A steering file, or a llama.cpp/repeng control vector read as `generate --steer` reads it.

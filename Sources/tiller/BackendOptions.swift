@@ -13,11 +13,14 @@ enum BackendKind: String, ExpressibleByArgument, CaseIterable {
 /// --weight-dtype.
 enum WeightDType: String, ExpressibleByArgument, CaseIterable {
     case f32, f16, bf16
-    var dtype: DType {
+    /// A GGUF file's Q8_0, Q4_0, Q4_1 and Q4_K matmul weights kept in their blocks; the rest as by default.
+    case native
+    var dtype: DType? {
         switch self {
         case .f32: return .f32
         case .f16: return .f16
         case .bf16: return .bf16
+        case .native: return nil
         }
     }
 }
@@ -31,8 +34,11 @@ struct BackendOptions: ParsableArguments {
     var device: String?
 
     @Option(name: .customLong("weight-dtype"),
-            help: "How the model's matmul and embedding weights are held: f32, f16 or bf16 (default: as stored; bf16 for quantized GGUF tensors, which are dequantized at load).")
+            help: "How the model's matmul and embedding weights are held: f32, f16 or bf16 (default: as stored; bf16 for quantized GGUF tensors, which are dequantized at load), or native: a GGUF file's Q8_0, Q4_0, Q4_1 and Q4_K matmul weights stay quantized, the rest as by default.")
     var weightDType: WeightDType?
+
+    /// --weight-dtype native.
+    var keepsQuantizedWeights: Bool { weightDType == .native }
 
     /// The backend to compute on. `auto` never picks a CPU-type Vulkan device (lavapipe is a
     /// correctness driver, far slower than the CPU backend) and says in one line on stderr why it

@@ -83,7 +83,8 @@ struct Capture: ParsableCommand {
         let tokenizer = try ModelDirectory.tokenizer(model)
         let preparer = CapturePreparer(tokenizer: tokenizer, templateDirectory: model)
         let backend = try backendOptions.make()
-        let transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype)
+        let transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype,
+                                                    keepQuantized: backendOptions.keepsQuantizedWeights)
         let chosen = try Self.parseLayers(layers, count: transformer.layerCount)
         let fingerprint = try ModelFingerprint(directory: model)
         let (indices, plan) = try shard.map {

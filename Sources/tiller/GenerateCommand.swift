@@ -185,7 +185,8 @@ struct Generate: ParsableCommand {
 
         let backend = try backendOptions.make()
         if batchInvariant { (backend as? CPUBackend)?.batchInvariant = true }
-        let transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype)
+        let transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype,
+                                                    keepQuantized: backendOptions.keepsQuantizedWeights)
         for (i, request) in requests.enumerated() {
             if let bad = request.promptIDs.first(where: { Int($0) >= transformer.vocabularySize }) {
                 throw TillerError.io(path: "\(prompts):\(lines[i].number)",

@@ -24,7 +24,8 @@ struct Logits: ParsableCommand {
         try ModelDirectory.check(model)
         try OutputPaths.check(out, inputs: [], modelDirectory: model)
         let backend = try backendOptions.make()
-        let transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype)
+        let transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype,
+                                                    keepQuantized: backendOptions.keepsQuantizedWeights)
         // Positions past max_position_embeddings are ones the model never saw (and Gemma's
         // sliding windows, RoPE schedules and KV sizes assume they do not occur).
         if let limit = transformer.config.maxPositionEmbeddings, tokens.count > limit {

@@ -74,7 +74,8 @@ struct Loss: ParsableCommand {
 
         let tokenizer = try ModelDirectory.tokenizer(model)
         let backend = try backendOptions.make()
-        let transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype)
+        let transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype,
+                                                    keepQuantized: backendOptions.keepsQuantizedWeights)
         let triplets = try TrainingTriplets.prepare(lines, path: self.triplets, modelDirectory: model, model: transformer,
                                                     tokenizer: tokenizer, sampling: sampling, seed: seed, batchSize: batchSize)
         let evaluator = try ObjectiveEvaluator(model: transformer, intervention: intervention, objective: Objective(rawValue: objective)!,

@@ -132,7 +132,8 @@ struct Train: ParsableCommand {
 
         let tokenizer = try ModelDirectory.tokenizer(model)
         let backend = try backendOptions.make()
-        let transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype)
+        let transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype,
+                                                    keepQuantized: backendOptions.keepsQuantizedWeights)
         let chosen = try Capture.parseLayers(layers, count: transformer.layerCount, command: "train")
         let all = try TrainingTriplets.prepare(kept, path: triplets, modelDirectory: model, model: transformer, tokenizer: tokenizer,
                                                sampling: sampling, seed: seed, batchSize: batchSize)

@@ -134,6 +134,9 @@ struct GuardedTensor {
         case .f16: element = [0x00, 0x7E]
         case .bf16: element = [0xC0, 0x7F]
         case .i32: element = withUnsafeBytes(of: sentinelInt.littleEndian, Array.init)
+        case .q8_0, .q4_0, .q4_1, .q4_K:
+            // No op writes quantized blocks; all-ones bytes decode to NaN scales anyway.
+            return [UInt8](repeating: 0xFF, count: dtype.byteCount(elements: count))
         }
         return Array((0..<count).map { _ in element }.joined())
     }

@@ -93,6 +93,7 @@ func safetensorsName(_ dtype: DType) -> String {
     case .f16: return "F16"
     case .bf16: return "BF16"
     case .i32: return "I32"
+    case .q8_0, .q4_0, .q4_1, .q4_K: return dtype.rawValue.uppercased()  // not a safetensors dtype
     }
 }
 

@@ -13,6 +13,23 @@ void tiller_gemv16_nk(const float *x, long m, long k, const uint16_t *w, int bf1
 int tiller_gemv16_nk_isa(const char *isa, const float *x, long m, long k, const uint16_t *w, int bf16,
                          long j0, long j1, float *out, long ldo, int accumulate);
 
+/// Decode-shaped matmul with ggml-quantized weights in the [N, K] layout (gemv_quant.c), for
+/// output columns j0..<j1:
+///   out[i * ldo + j] (+)= sum_p x[i * k + p] * dequantize(w)[j * k + p],  i < m (m <= 8).
+/// type: 0 q8_0, 1 q4_0, 2 q4_1, 3 q4_K; k is a multiple of tiller_quant_block_elements(type)
+/// and a row of W is k / that * tiller_quant_block_bytes(type) bytes. Blocks are decoded in
+/// registers, so the weights stream from memory once.
+void tiller_gemv_quant_nk(const float *x, long m, long k, const void *w, int type,
+                          long j0, long j1, float *out, long ldo, int accumulate);
+/// The same kernel built for a named instruction set, for tests; -1 when this CPU lacks it.
+int tiller_gemv_quant_nk_isa(const char *isa, const float *x, long m, long k, const void *w, int type,
+                             long j0, long j1, float *out, long ldo, int accumulate);
+/// `blocks` consecutive blocks of `type` into f32 (prefill's panels, before sgemm).
+void tiller_dequantize_blocks(const void *w, int type, long blocks, float *out);
+int tiller_dequantize_blocks_isa(const char *isa, const void *w, int type, long blocks, float *out);
+long tiller_quant_block_elements(int type);
+long tiller_quant_block_bytes(int type);
+
 /// The softmax numerator in place: p[i] = exp(p[i] - max(p)) for i < n (n >= 1); returns the sum.
 float tiller_exp_minus_max(float *p, long n);
 

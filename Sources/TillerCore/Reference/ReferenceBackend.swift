@@ -15,9 +15,12 @@ public final class ReferenceBackend: HostMemoryBackend {
 
     func host(_ op: String, _ t: Tensor) throws -> UnsafeMutableRawPointer { try hostPointer(op, t) }
 
-    /// Reads a tensor of any float dtype as Double values.
+    /// Reads a tensor of any float dtype as Double values (quantized blocks dequantized).
     func read(_ op: String, _ t: Tensor) throws -> [Double] {
         let p = try host(op, t)
+        if t.dtype.isQuantized {
+            return HostEncoding.decode(UnsafeRawBufferPointer(start: p, count: t.byteCount), as: t.dtype).map(Double.init)
+        }
         return (0..<t.count).map { Double(HostEncoding.load(p, t.dtype, $0)) }
     }
 

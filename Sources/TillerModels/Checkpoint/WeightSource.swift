@@ -11,6 +11,14 @@ protocol WeightSource: AnyObject {
     func loadWeight(_ name: String, into backend: Backend, as dtype: DType?, expectedShape: [Int]) throws -> Tensor
     /// A norm or bias.
     func load(_ name: String, into backend: Backend, as dtype: DType?, expectedShape: [Int]?) throws -> Tensor
+    /// The output projection of a model with tied embeddings when it is held apart from the
+    /// embedding table (quantized weights kept native: the table stays dense for row lookups,
+    /// the projection in its blocks), or nil to share the embedding.
+    func tiedOutputWeight(into backend: Backend, expectedShape: [Int]) throws -> Tensor?
+}
+
+extension WeightSource {
+    func tiedOutputWeight(into backend: Backend, expectedShape: [Int]) throws -> Tensor? { nil }
 }
 
 extension CheckpointDirectory: WeightSource {

@@ -1,6 +1,7 @@
 import TillerCore
 
-/// Dequantization of ggml blocks to f32, transcribed from ggml's ggml-quants.c
+/// Dequantization of ggml blocks to f32 (Q8_0, Q4_0, Q4_1 and Q4_K by TillerCore's
+/// QuantizedBlocks, which the backends' kernels share), transcribed from ggml's ggml-quants.c
 /// (dequantize_row_q4_0 ... dequantize_row_q6_K), same operations in the same order, so the
 /// values are those llama.cpp computes. Checked against gguf-py's numpy dequantization
 /// (GGUFDequantizeTests, scripts/fixtures/make_gguf_fixtures.py).
@@ -18,21 +19,21 @@ public enum GGMLDequantize {
         case .bf16:
             for i in 0..<count { out[i] = HalfConversion.bf16ToFloat(u16(source, 2 * i)) }
         case .q4_0:
-            for b in 0..<blocks { q4_0(source + b * bb, out + 32 * b) }
+            QuantizedBlocks.dequantize(.q4_0, source, count: count, into: out)
         case .q4_1:
-            for b in 0..<blocks { q4_1(source + b * bb, out + 32 * b) }
+            QuantizedBlocks.dequantize(.q4_1, source, count: count, into: out)
         case .q5_0:
             for b in 0..<blocks { q5_0(source + b * bb, out + 32 * b) }
         case .q5_1:
             for b in 0..<blocks { q5_1(source + b * bb, out + 32 * b) }
         case .q8_0:
-            for b in 0..<blocks { q8_0(source + b * bb, out + 32 * b) }
+            QuantizedBlocks.dequantize(.q8_0, source, count: count, into: out)
         case .q2_K:
             for b in 0..<blocks { q2_K(source + b * bb, out + 256 * b) }
         case .q3_K:
             for b in 0..<blocks { q3_K(source + b * bb, out + 256 * b) }
         case .q4_K:
-            for b in 0..<blocks { q4_K(source + b * bb, out + 256 * b) }
+            QuantizedBlocks.dequantize(.q4_K, source, count: count, into: out)
         case .q5_K:
             for b in 0..<blocks { q5_K(source + b * bb, out + 256 * b) }
         case .q6_K:
@@ -50,24 +51,6 @@ public enum GGMLDequantize {
     @inline(__always) static func signed(_ p: UnsafeRawPointer, _ at: Int) -> Int8 { p.load(fromByteOffset: at, as: Int8.self) }
 
     // MARK: 32-value blocks
-
-    static func q4_0(_ x: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(x, 0)
-        for j in 0..<16 {
-            let q = byte(x, 2 + j)
-            y[j] = Float(Int(q & 0x0F) - 8) * d
-            y[j + 16] = Float(Int(q >> 4) - 8) * d
-        }
-    }
-
-    static func q4_1(_ x: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(x, 0), m = half(x, 2)
-        for j in 0..<16 {
-            let q = byte(x, 4 + j)
-            y[j] = Float(q & 0x0F) * d + m
-            y[j + 16] = Float(q >> 4) * d + m
-        }
-    }
 
     static func q5_0(_ x: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
         let d = half(x, 0)
@@ -93,22 +76,7 @@ public enum GGMLDequantize {
         }
     }
 
-    static func q8_0(_ x: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(x, 0)
-        for j in 0..<32 { y[j] = Float(signed(x, 2 + j)) * d }
-    }
-
     // MARK: K-quants (256-value super-blocks)
-
-    /// Scale and min j of the twelve bytes of 6-bit scales and mins (get_scale_min_k4).
-    @inline(__always) static func scaleMin(_ j: Int, _ q: UnsafeRawPointer) -> (Float, Float) {
-        if j < 4 {
-            return (Float(byte(q, j) & 63), Float(byte(q, j + 4) & 63))
-        }
-        let d = (byte(q, j + 4) & 0x0F) | ((byte(q, j - 4) >> 6) << 4)
-        let m = (byte(q, j + 4) >> 4) | ((byte(q, j) >> 6) << 4)
-        return (Float(d), Float(m))
-    }
 
     /// scales[16], qs[64], d, dmin.
     static func q2_K(_ x: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
@@ -160,20 +128,6 @@ public enum GGMLDequantize {
         }
     }
 
-    /// d, dmin, scales[12], qs[128].
-    static func q4_K(_ x: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(x, 0), dmin = half(x, 2)
-        let scales = x + 4
-        var out = 0, q = 16, s = 0
-        for _ in 0..<4 {
-            let (sc1, m1) = scaleMin(s, scales), (sc2, m2) = scaleMin(s + 1, scales)
-            let d1 = d * sc1, min1 = dmin * m1, d2 = d * sc2, min2 = dmin * m2
-            for l in 0..<32 { y[out] = d1 * Float(byte(x, q + l) & 0x0F) - min1; out += 1 }
-            for l in 0..<32 { y[out] = d2 * Float(byte(x, q + l) >> 4) - min2; out += 1 }
-            q += 32; s += 2
-        }
-    }
-
     /// d, dmin, scales[12], qh[32], qs[128].
     static func q5_K(_ x: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
         let d = half(x, 0), dmin = half(x, 2)
@@ -181,7 +135,7 @@ public enum GGMLDequantize {
         var out = 0, q = 48, s = 0
         var u1: UInt8 = 1, u2: UInt8 = 2
         for _ in 0..<4 {
-            let (sc1, m1) = scaleMin(s, scales), (sc2, m2) = scaleMin(s + 1, scales)
+            let (sc1, m1) = QuantizedBlocks.scaleMin(s, scales), (sc2, m2) = QuantizedBlocks.scaleMin(s + 1, scales)
             let d1 = d * sc1, min1 = dmin * m1, d2 = d * sc2, min2 = dmin * m2
             for l in 0..<32 {
                 let h: UInt8 = (byte(x, 16 + l) & u1) != 0 ? 16 : 0

@@ -17,7 +17,10 @@ public final class GGUFModelFile: @unchecked Sendable {
     /// Hugging Face name -> the GGUF tensor.
     let tensors: [String: GGUFReader.TensorInfo]
     /// The file, memory-mapped.
-    private let data: Data
+    let data: Data
+    /// Whether Q8_0, Q4_0, Q4_1 and Q4_K matmul weights stay in their blocks
+    /// (`--weight-dtype native`, GGUFModelFile+Native.swift).
+    public var keepsQuantizedWeights = false
 
     /// Whether `path` names a GGUF file (a regular file starting with the magic "GGUF"), as
     /// opposed to a checkpoint directory.
@@ -140,7 +143,8 @@ extension GGUFModelFile: WeightSource {
     }
 
     func loadWeight(_ name: String, into backend: Backend, as dtype: DType?, expectedShape: [Int]) throws -> Tensor {
-        try load(name, into: backend, as: dtype, expectedShape: expectedShape)
+        if let native = try loadNative(name, into: backend, expectedShape: expectedShape) { return native }
+        return try load(name, into: backend, as: dtype, expectedShape: expectedShape)
     }
 
     func load(_ name: String, into backend: Backend, as dtype: DType?, expectedShape: [Int]?) throws -> Tensor {

@@ -56,10 +56,14 @@ public final class TransformerModel {
 
     /// Loads config.json and the weights of a Hugging Face model directory. `weightDType`
     /// converts the matmul and embedding weights on load (e.g. an f32 checkpoint run in bf16).
-    /// A GGUF model file (`GGUFModelFile`) is accepted in place of the directory.
-    public static func load(directory: String, backend: Backend, weightDType: DType? = nil) throws -> TransformerModel {
+    /// A GGUF model file (`GGUFModelFile`) is accepted in place of the directory; with
+    /// `keepQuantized` (`--weight-dtype native`) its Q8_0, Q4_0, Q4_1 and Q4_K matmul weights stay
+    /// in their blocks and `weightDType` applies to the rest.
+    public static func load(directory: String, backend: Backend, weightDType: DType? = nil,
+                            keepQuantized: Bool = false) throws -> TransformerModel {
         if GGUFModelFile.isGGUF(directory) {
             let file = try GGUFModelFile(path: directory)
+            file.keepsQuantizedWeights = keepQuantized
             return try TransformerModel(config: file.config, architecture: try file.architecture(), checkpoint: file,
                                         backend: backend, weightDType: weightDType, configPath: directory,
                                         frequencyDivisors: try file.ropeFrequencyFactors())
@@ -97,7 +101,7 @@ public final class TransformerModel {
         if checkpoint.has(lmHeadName) {
             lmHead = try weight(lmHeadName, [v, d])
         } else if config.tieWordEmbeddings ?? true {
-            lmHead = embedding
+            lmHead = try checkpoint.tiedOutputWeight(into: backend, expectedShape: [v, d]) ?? embedding
         } else {
             throw TillerError.io(path: checkpoint.path, detail: "no \(lmHeadName) and tie_word_embeddings is false")
         }
