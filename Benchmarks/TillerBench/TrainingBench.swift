@@ -79,14 +79,7 @@ enum TrainingBench {
             let median = samples[samples.count / 2]
             let reference = references[kind.rawValue]
             bench.progress("\(name): loss \(loss)" + (reference?.loss.map { " (PyTorch \($0))" } ?? "") + ", peak RSS \(formatFigure(peak)) MiB")
-            var row = Row(name: name, shape: shape, figure: Double(tokens) / median, unit: "tok/s", seconds: median,
-                          fastestSeconds: samples[0], callsPerSample: 1,
-                          reference: ReferenceFigure(name: reference == nil ? "none (no --autograd)" : "PyTorch autograd f32",
-                                                     figure: reference?.tok_s ?? .nan, seconds: reference.map { Double(tokens) / $0.tok_s } ?? .nan),
-                          ratio: .nan, targets: [])
-            row.ratio = row.figure / row.reference.figure
-            if reference != nil { row.targets.append(Target(metric: "ratio", value: row.ratio, atLeast: 1.0)) }
-            bench.record(row)
+            bench.record(tokensRow(name, shape, tokens: tokens, samples: samples, reference: reference, referenceName: "PyTorch autograd f32"))
             if let torchPeak = reference?.peak_rss_mib {
                 var memory = Row(name: name, shape: "peak RSS", figure: peak, unit: "MiB", seconds: median, fastestSeconds: samples[0],
                                  callsPerSample: 1, reference: ReferenceFigure(name: "PyTorch autograd f32", figure: torchPeak, seconds: .nan),
@@ -122,15 +115,23 @@ enum TrainingBench {
             }
         })
         samples = Array(samples.dropFirst()).sorted()
-        let median = samples[samples.count / 2]
         bench.progress("\(name): mean loss of the last epoch \(loss)")
+        bench.record(tokensRow(name, shape, tokens: tokens, samples: samples, reference: reference,
+                               referenceName: "PyTorch autograd f32 + torch.optim.AdamW"))
+    }
+
+    /// Steered tokens per second at the median of `samples` (sorted seconds) against PyTorch's,
+    /// with the >= 1.0x target when there is a reference.
+    static func tokensRow(_ name: String, _ shape: String, tokens: Int, samples: [Double], reference: AutogradReference?,
+                          referenceName: String) -> Row {
+        let median = samples[samples.count / 2]
         var row = Row(name: name, shape: shape, figure: Double(tokens) / median, unit: "tok/s", seconds: median,
                       fastestSeconds: samples[0], callsPerSample: 1,
-                      reference: ReferenceFigure(name: reference == nil ? "none (no --autograd)" : "PyTorch autograd f32 + torch.optim.AdamW",
+                      reference: ReferenceFigure(name: reference == nil ? "none (no --autograd)" : referenceName,
                                                  figure: reference?.tok_s ?? .nan, seconds: reference.map { Double(tokens) / $0.tok_s } ?? .nan),
                       ratio: .nan, targets: [])
         row.ratio = row.figure / row.reference.figure
         if reference != nil { row.targets.append(Target(metric: "ratio", value: row.ratio, atLeast: 1.0)) }
-        bench.record(row)
+        return row
     }
 }
