@@ -59,7 +59,8 @@ def analysis(out: Path) -> None:
         for steer in data.get("steering", []):
             name = Path(steer["file"]).stem
             for entry in steer["layers"]:
-                if "projection_mean" in entry or name.startswith("apsr") and entry["layer"] in picks:
+                # A-PSR has a head on every layer: the picked layers; the others their steered one.
+                if (entry["layer"] in picks) if name.startswith("apsr") else ("projection_mean" in entry):
                     print(f"| {name} | {entry['layer']} | {entry['relative_rmse']:.3f} | {entry['relative_rmse_answer']:.3f} |")
 
 
