@@ -105,6 +105,20 @@ struct EvalOptions: ParsableArguments {
     }
 
     /// A progress bar with the share done, the pace and the time left.
+    /// The results file of `out` (opened, or resumed, before the model loads, so a mismatched file
+    /// is refused at once) and a runner over the model with these options' limits.
+    func runner(directory: String, model: String, out: String?, judge: JudgeClient?) throws -> (runner: EvalRunner, file: EvalResultsFile?) {
+        let file = try out.map {
+            try EvalResultsFile(path: $0, proto: proto, model: model, maxNewTokens: maxNewTokens,
+                                coherenceSource: judge == nil ? "proxy" : "judge")
+        }
+        let evaluation = try LabEvaluation.load(directory: directory, backend: try backendOptions.make())
+        let runner = EvalRunner(evaluation: evaluation, proto: proto, model: model, judge: judge)
+        runner.maxNewTokens = maxNewTokens
+        runner.batchSize = batchSize
+        return (runner, file)
+    }
+
     static func draw(_ bar: ProgressBar, _ p: EvalRunner.Progress, force: Bool = false) {
         let fraction = p.total > 0 ? Double(p.done) / Double(p.total) : 1
         var text = "\(p.done)/\(p.total) answers"
@@ -180,16 +194,7 @@ struct EvalRunCommand: ParsableCommand {
         // Every request must be askable before anything is generated.
         for request in requests { _ = try request.messages() }
         let judge = try options.judge.client()
-        let file = try out.map {
-            try EvalResultsFile(path: $0, proto: options.proto, model: model, maxNewTokens: options.maxNewTokens,
-                                coherenceSource: judge == nil ? "proxy" : "judge")
-        }
-
-        let backend = try options.backendOptions.make()
-        let evaluation = try LabEvaluation.load(directory: directory, backend: backend)
-        let runner = EvalRunner(evaluation: evaluation, proto: options.proto, model: model, judge: judge)
-        runner.maxNewTokens = options.maxNewTokens
-        runner.batchSize = options.batchSize
+        let (runner, file) = try options.runner(directory: directory, model: model, out: out, judge: judge)
         let bar = ProgressBar(enabled: options.progress || ProgressBar.stderrIsTerminal)
         var last: EvalRunner.Progress?
         let results = try runner.run(requests, file: file, progress: { p in
@@ -235,7 +240,7 @@ struct EvalRunCommand: ParsableCommand {
         if let report {
             var page = EvalReport(proto: options.proto, model: directory, source: source, results: results, summary: summary,
                                   judged: judge != nil)
-            page.lambdas = try EvalRunCommand.exampleLambdas(page, arms: arms, evaluation: evaluation)
+            page.lambdas = try EvalRunCommand.exampleLambdas(page, arms: arms, evaluation: runner.evaluation)
             try OutputFile.write(Data(page.html().utf8), to: report)
         }
     }

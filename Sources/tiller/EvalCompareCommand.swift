@@ -55,15 +55,7 @@ struct EvalCompareCommand: ParsableCommand {
         let references: [EvalArm] = [.none, .prompt]
         for request in references.flatMap({ arm in items.map { EvalRequest(item: $0, arm: arm) } }) { _ = try request.messages() }
         let judge = try options.judge.client()
-        let file = try out.map {
-            try EvalResultsFile(path: $0, proto: options.proto, model: model, maxNewTokens: options.maxNewTokens,
-                                coherenceSource: judge == nil ? "proxy" : "judge")
-        }
-        let backend = try options.backendOptions.make()
-        let evaluation = try LabEvaluation.load(directory: directory, backend: backend)
-        let runner = EvalRunner(evaluation: evaluation, proto: options.proto, model: model, judge: judge)
-        runner.maxNewTokens = options.maxNewTokens
-        runner.batchSize = options.batchSize
+        let (runner, file) = try options.runner(directory: directory, model: model, out: out, judge: judge)
         let bar = ProgressBar(enabled: options.progress || ProgressBar.stderrIsTerminal)
         let metric = EvalMatchedCoherence.scoreMetric(options.proto)
         let scale = metric == "pass" ? 100.0 : 1.0
