@@ -110,10 +110,10 @@ struct EvalOptions: ParsableArguments {
     func runner(directory: String, model: String, out: String?, judge: JudgeClient?) throws -> (runner: EvalRunner, file: EvalResultsFile?) {
         let file = try out.map {
             try EvalResultsFile(path: $0, proto: proto, model: model, maxNewTokens: maxNewTokens,
-                                coherenceSource: judge == nil ? "proxy" : "judge")
+                                coherenceSource: EvalScorer.coherenceSource(judged: judge != nil, asked: self.judge.coherence).rawValue)
         }
         let evaluation = try LabEvaluation.load(directory: directory, backend: try backendOptions.make())
-        let runner = EvalRunner(evaluation: evaluation, proto: proto, model: model, judge: judge)
+        let runner = EvalRunner(evaluation: evaluation, proto: proto, model: model, judge: judge, coherence: self.judge.coherence)
         runner.maxNewTokens = maxNewTokens
         runner.batchSize = batchSize
         return (runner, file)

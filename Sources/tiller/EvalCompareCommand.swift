@@ -92,9 +92,9 @@ struct EvalCompareCommand: ParsableCommand {
             })
         }
 
-        let coherenceSource = judge == nil ? "proxy" : "judge"
+        let coherenceSource = runner.coherenceSource
         print("tiller eval compare: \(options.proto.rawValue), \(items.count) items of \(source), model \(directory)")
-        print("score: \(metric)\(scale == 100 ? " (percent)" : ""); coherence: \(coherenceSource)\(judge == nil ? " (no --judge-url: the answer's perplexity under the unsteered model, mapped to 0-100)" : "")")
+        print("score: \(metric)\(scale == 100 ? " (percent)" : ""); coherence: \(coherenceSource)\(coherenceSource == "proxy" ? " (the answer's perplexity under the unsteered model, mapped to 0-100)" : "")")
         if judge == nil && options.proto != .ifevalFormat {
             print("note: \(metric) needs a judge (--judge-url, --judge-model); the scores below are empty without one")
         }

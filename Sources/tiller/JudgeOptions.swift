@@ -23,12 +23,16 @@ struct JudgeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The judge's answers cache (JSON Lines; default ~/.cache/tiller/judge-cache.jsonl).", valueName: "file"))
     var judgeCache: String?
 
+    @Option(help: ArgumentHelp("Where coherence comes from: judge (the default with --judge-url) or proxy (the answer's perplexity under the unsteered model; with --judge-url the judge then rates only the trait or concept).", valueName: "judge|proxy"))
+    var coherence: EvalScores.CoherenceSource?
+
     func validate() throws {
         try NumericOptions.check("--judge-concurrency", judgeConcurrency, 1...256)
         try NumericOptions.check("--judge-timeout", judgeTimeout, 0.001...86_400)
         try NumericOptions.check("--judge-attempts", judgeAttempts, 1...100)
         if (judgeURL == nil) != (judgeModel == nil) { throw ValidationError("give --judge-url and --judge-model together") }
         if judgeURL == nil && judgeCache != nil { throw ValidationError("--judge-cache needs --judge-url") }
+        if judgeURL == nil && coherence == .judge { throw ValidationError("--coherence judge needs --judge-url") }
     }
 
     /// The client, or nil without --judge-url.
@@ -46,3 +50,5 @@ struct JudgeOptions: ParsableArguments {
         return JudgeClient(configuration, cache: try JudgeCache(path: cachePath))
     }
 }
+
+extension EvalScores.CoherenceSource: ExpressibleByArgument {}

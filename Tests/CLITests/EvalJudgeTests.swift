@@ -87,6 +87,36 @@ import Testing
         #expect(again.map { $0["scores"] as? [String: Double] ?? [:] } == lines.map { $0["scores"] as? [String: Double] ?? [:] })
     }
 
+    /// With --coherence proxy the judge rates the trait only, and coherence is the proxy's, the
+    /// same as a run with no judge at all gives for the same answers.
+    @Test func theProxyCanGiveCoherenceBesideAJudgedTrait() throws {
+        let scratch = try SteeringCommandTests.Scratch()
+        let judge = try StubJudge(log: scratch.file("log"))
+        let run = try Self.persona(judge, out: scratch.file("a.jsonl"), cache: scratch.file("cache.jsonl"), extra: ["--coherence", "proxy"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("coherence: proxy (--coherence proxy)"))
+        #expect(judge.requests == 3)
+        let unjudged = try TillerProcess.run(["eval", "--protocol", "persona", "--model", SteeringCommandTests.labModel, "--steer", "prompt",
+                                              "--limit", "3", "--max-new-tokens", "8", "--backend", "cpu", "--out", scratch.file("b.jsonl")])
+        #expect(unjudged.status == 0, "\(unjudged.stderr)")
+        let lines = try EvalCommandTests.lines(scratch.file("a.jsonl")), reference = try EvalCommandTests.lines(scratch.file("b.jsonl"))
+        #expect(lines.count == 3 && reference.count == 3)
+        for (line, plain) in zip(lines, reference) {
+            let response = try #require(line["response"] as? String)
+            let scores = try #require(line["scores"] as? [String: Any]), plainScores = try #require(plain["scores"] as? [String: Any])
+            #expect(line["coherence_source"] as? String == "proxy")
+            #expect(scores["trait"] as? Double == Double(response.unicodeScalars.count % 101))
+            #expect(scores["coherence"] as? Double == plainScores["coherence"] as? Double)
+            #expect(Self.judgments(line).keys.sorted() == ["trait"])
+        }
+        // A judged-coherence run cannot resume a proxy file, and --coherence judge needs a judge.
+        let mixed = try Self.persona(judge, out: scratch.file("a.jsonl"), cache: scratch.file("cache.jsonl"))
+        #expect(mixed.status != 0 && mixed.stderr.contains("coherence from the proxy"))
+        let noJudge = try TillerProcess.run(["eval", "--protocol", "persona", "--model", SteeringCommandTests.labModel, "--steer", "prompt",
+                                             "--coherence", "judge"])
+        #expect(noJudge.status != 0 && noJudge.stderr.contains("--coherence judge needs --judge-url"))
+    }
+
     @Test func tooManyRequestsAreRetriedWithBackOff() throws {
         let scratch = try SteeringCommandTests.Scratch()
         let judge = try StubJudge(["--status-first", "3", "429"], log: scratch.file("log"))

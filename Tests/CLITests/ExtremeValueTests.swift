@@ -50,7 +50,7 @@ import Testing
         "eval run --batch-size": .int, "eval run --judge-url": .text, "eval run --judge-model": .text,
         "eval run --judge-concurrency": .int, "eval run --judge-timeout": .float, "eval run --judge-attempts": .int,
         "eval run --judge-cache": .text, "eval run --steer": .text, "eval run --alpha": .floatList, "eval run --report": .text,
-        "eval run --show": .int,
+        "eval run --show": .int, "eval run --coherence": .text, "eval compare --coherence": .text,
         "eval compare --protocol": .text, "eval compare --prompts": .text, "eval compare --limit": .int,
         "eval compare --max-new-tokens": .int, "eval compare --batch-size": .int, "eval compare --judge-url": .text,
         "eval compare --judge-model": .text, "eval compare --judge-concurrency": .int, "eval compare --judge-timeout": .float,

@@ -13,15 +13,16 @@ public final class EvalRunner {
     public var maxNewTokens = 128
     public var batchSize = LabEvaluation.defaultBatchSize
     /// The coherence source a results file must hold to be resumed by this runner.
-    public var coherenceSource: String { scorer.judge == nil ? "proxy" : "judge" }
+    public var coherenceSource: String { scorer.coherenceSource.rawValue }
     /// Requests generated (and then scored and written) together.
     public var chunkSize = 64
 
-    public init(evaluation: LabEvaluation, proto: EvalProtocol, model: String, judge: JudgeClient?) {
+    public init(evaluation: LabEvaluation, proto: EvalProtocol, model: String, judge: JudgeClient?,
+                coherence: EvalScores.CoherenceSource? = nil) {
         self.evaluation = evaluation
         self.proto = proto
         self.model = model
-        scorer = EvalScorer(proto: proto, judge: judge)
+        scorer = EvalScorer(proto: proto, judge: judge, coherence: coherence)
     }
 
     /// Progress of a run: requests done (including those resumed) of all, and time spent on the
@@ -78,8 +79,8 @@ public final class EvalRunner {
         return requests.compactMap { byKey[EvalResultsFile.key($0.item.id, $0.arm.key)] }
     }
 
-    /// Scores a chunk: all its judge prompts in one concurrent batch, then the proxy where there is
-    /// no judge.
+    /// Scores a chunk: all its judge prompts in one concurrent batch, then the proxy where coherence
+    /// comes from it.
     func score(_ requests: [EvalRequest], _ answers: [EvalAnswer]) throws -> [EvalResult] {
         var prompts: [JudgePrompts.Prompt] = [], ranges: [Range<Int>] = []
         for (request, answer) in zip(requests, answers) {
@@ -91,7 +92,7 @@ public final class EvalRunner {
         var results: [EvalResult] = []
         for (k, (request, answer)) in zip(requests, answers).enumerated() {
             var nll: Double?
-            if scorer.judge == nil {
+            if scorer.coherenceSource == .proxy {
                 // The proxy's context is the bare request (the prompted one when there is none).
                 let context = try evaluation.promptIDs(request.item.bare ?? request.item.prompted)
                 nll = try CoherenceProxy.meanNLL(model: evaluation.model, context: context, answer: answer.result.ids)

@@ -7,7 +7,8 @@ import TillerCore
 /// - persona: `trait` 0-100 (judge) and `coherence` 0-100;
 /// - concept: `concept`, `instruction`, `fluency` 0-2 (judge) and `aggregate`, their harmonic
 ///   mean (0 if any is 0), plus `coherence` 0-100.
-/// `coherence` comes from the judge when there is one, else from `CoherenceProxy`.
+/// `coherence` comes from the judge when there is one (unless the proxy is asked for), else from
+/// `CoherenceProxy`.
 public struct EvalScores: Sendable {
     /// Each metric's value; nil when it could not be had (no judge, an unreadable rating, an
     /// unavailable checker).
@@ -18,7 +19,7 @@ public struct EvalScores: Sendable {
     /// The answer's mean negative log-likelihood under the unsteered model (the proxy's input).
     public var meanNLL: Double?
 
-    public enum CoherenceSource: String, Sendable { case judge, proxy }
+    public enum CoherenceSource: String, Sendable, CaseIterable { case judge, proxy }
 
     public struct Check: Sendable {
         public var instruction: IFEvalInstruction
@@ -38,24 +39,36 @@ public struct EvalScores: Sendable {
 public struct EvalScorer {
     public var proto: EvalProtocol
     public var judge: JudgeClient?
+    /// Where coherence comes from: the judge by default when there is one; the proxy can be asked
+    /// for with a judge too (the judge then rates only the trait or concept), so that methods are
+    /// matched on the model's own perplexity while a judge scores what they steer.
+    public var coherenceSource: EvalScores.CoherenceSource
 
-    public init(proto: EvalProtocol, judge: JudgeClient?) {
+    public init(proto: EvalProtocol, judge: JudgeClient?, coherence: EvalScores.CoherenceSource? = nil) {
         self.proto = proto
         self.judge = judge
+        coherenceSource = Self.coherenceSource(judged: judge != nil, asked: coherence)
+    }
+
+    /// The proxy without a judge; with one, what was asked for (the judge by default).
+    public static func coherenceSource(judged: Bool, asked: EvalScores.CoherenceSource?) -> EvalScores.CoherenceSource {
+        judged ? asked ?? .judge : .proxy
     }
 
     /// The judge prompts an answer needs (none without a judge).
     func prompts(item: EvalItem, response: String) -> [JudgePrompts.Prompt] {
         guard judge != nil else { return [] }
+        let judgesCoherence = coherenceSource == .judge
         switch item.target {
         case .instructions:
-            return [JudgePrompts.coherence(question: item.question, answer: response)]
+            return judgesCoherence ? [JudgePrompts.coherence(question: item.question, answer: response)] : []
         case .trait(let name, let description):
-            return [JudgePrompts.trait(name: name, description: description, question: item.question, answer: response),
-                    JudgePrompts.coherence(question: item.question, answer: response)]
+            return [JudgePrompts.trait(name: name, description: description, question: item.question, answer: response)]
+                + (judgesCoherence ? [JudgePrompts.coherence(question: item.question, answer: response)] : [])
         case .concept(let name, let instruction):
             return [JudgePrompts.concept(name, answer: response), JudgePrompts.instruction(instruction, answer: response),
-                    JudgePrompts.fluency(answer: response), JudgePrompts.coherence(question: instruction, answer: response)]
+                    JudgePrompts.fluency(answer: response)]
+                + (judgesCoherence ? [JudgePrompts.coherence(question: instruction, answer: response)] : [])
         }
     }
 
@@ -63,7 +76,7 @@ public struct EvalScorer {
     func scores(item: EvalItem, response: String, judgments: [JudgeClient.Judgment], meanNLL: Double?) -> EvalScores {
         var metrics: [String: Double?] = [:]
         func rating(_ metric: String) -> Int? { judgments.first { $0.metric == metric }?.rating }
-        let source: EvalScores.CoherenceSource = judge == nil ? .proxy : .judge
+        let source = coherenceSource
         metrics.updateValue(source == .judge ? rating("coherence").map(Double.init) : meanNLL.map(CoherenceProxy.score), forKey: "coherence")
         var checks: [EvalScores.Check] = []
         switch item.target {

@@ -75,10 +75,10 @@ public struct EvalSummary {
     /// What the table's scores are and where they come from, in a few lines.
     public func notes(judged: Bool) -> [String] {
         var notes: [String] = []
-        if judged {
+        if coherenceSource == "judge" {
             notes.append("coherence: the judge's rating, 0-100")
         } else {
-            notes.append("coherence: proxy (no --judge-url): 100 * (1 - ln(perplexity) / ln(1000)) of the answer under the unsteered model given the bare request, clamped to 0-100 (docs/evaluation.md)")
+            notes.append("coherence: proxy (\(judged ? "--coherence proxy" : "no --judge-url")): 100 * (1 - ln(perplexity) / ln(1000)) of the answer under the unsteered model given the bare request, clamped to 0-100 (docs/evaluation.md)")
         }
         switch proto {
         case .ifevalFormat:
