@@ -68,8 +68,9 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: merged))
     }
 
-    /// Persona, steerings given prompt first: a shard killed mid-write has no manifest, merge
-    /// refuses it, and its re-run resumes from its results file to the same bytes.
+    /// Persona, steerings given prompt first: a shard resumed from a shorter run ends in canonical
+    /// order; a shard killed mid-write has no manifest, merge refuses it, and its re-run resumes
+    /// from its results file to the same bytes.
     @Test func personaShardsResumeAndMergeIntoTheUnshardedBytes() throws {
         let scratch = try Scratch()
         let whole = scratch.file("whole.jsonl"), out = scratch.file("persona.jsonl"), merged = scratch.file("merged.jsonl")
@@ -77,8 +78,13 @@ import Testing
         try ShardCommandTests.run(Self.eval("persona", steer: ["prompt", "none"], limit: 3, out: whole))
         #expect(try Self.lines(whole).map { try Self.field($0, "steer_key") } == ["prompt", "prompt", "prompt", "none", "none", "none"])
         let paths = (0..<2).map { scratch.file("persona.shard-000\($0)-of-0002.jsonl") }
+        // Shard 0 first ran over 2 items (item 0 under both steerings); the run over 3 resumes
+        // from them and appends item 2's answers, then puts the file in canonical order.
+        try ShardCommandTests.run(Self.eval("persona", steer: ["prompt", "none"], limit: 2, out: out, ["--shard", "0/2"]))
         for s in 0..<2 { try ShardCommandTests.run(command(["--shard", "\(s)/2"])) }
         let complete = try ShardCommandTests.bytes(paths[0])
+        let wholeLines = try Self.lines(whole)
+        #expect(try Self.lines(paths[0]) == [0, 2, 3, 5].map { wholeLines[$0] })
 
         // Killed after its first answers: the output is cut mid-line and has no manifest yet.
         try complete.prefix(complete.count / 2).write(to: URL(fileURLWithPath: paths[0]))
