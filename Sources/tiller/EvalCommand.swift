@@ -108,15 +108,23 @@ struct EvalOptions: ParsableArguments {
     /// The results file of `out` (opened, or resumed, before the model loads, so a mismatched file
     /// is refused at once) and a runner over the model with these options' limits.
     func runner(directory: String, model: String, out: String?, judge: JudgeClient?) throws -> (runner: EvalRunner, file: EvalResultsFile?) {
-        let file = try out.map {
-            try EvalResultsFile(path: $0, proto: proto, model: model, maxNewTokens: maxNewTokens,
-                                coherenceSource: EvalScorer.coherenceSource(judged: judge != nil, asked: self.judge.coherence).rawValue)
-        }
+        let file = try out.map { try resultsFile($0, model: model, judge: judge) }
+        return (try runner(directory: directory, model: model, judge: judge), file)
+    }
+
+    /// The runner alone (the model loaded), for a results file opened before.
+    func runner(directory: String, model: String, judge: JudgeClient?) throws -> EvalRunner {
         let evaluation = try LabEvaluation.load(directory: directory, backend: try backendOptions.make())
         let runner = EvalRunner(evaluation: evaluation, proto: proto, model: model, judge: judge, coherence: self.judge.coherence)
         runner.maxNewTokens = maxNewTokens
         runner.batchSize = batchSize
-        return (runner, file)
+        return runner
+    }
+
+    /// The results file at `out`, opened or resumed with this run's settings.
+    func resultsFile(_ out: String, model: String, judge: JudgeClient?) throws -> EvalResultsFile {
+        try EvalResultsFile(path: out, proto: proto, model: model, maxNewTokens: maxNewTokens,
+                            coherenceSource: EvalScorer.coherenceSource(judged: judge != nil, asked: self.judge.coherence).rawValue)
     }
 
     static func draw(_ bar: ProgressBar, _ p: EvalRunner.Progress, force: Bool = false) {
@@ -143,7 +151,9 @@ struct EvalRunCommand: ParsableCommand {
             concept, instruction and fluency (0-2) by the judge at --judge-url; without a judge, \
             coherence comes from a proxy (the answer's perplexity under the unsteered model, mapped to \
             0-100) and the judge-only scores are left out. --out keeps every answer, score and judge \
-            answer as JSON Lines, written as the run goes: run the same command again to resume.
+            answer as JSON Lines, written as the run goes: run the same command again to resume. \
+            --shard I/N (or a Slurm or Kubernetes job array) answers items I, I+N, ... into their own \
+            results file for tiller merge (docs/cluster.md).
             """)
 
     @OptionGroup var options: EvalOptions
@@ -169,6 +179,8 @@ struct EvalRunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also print the first N answers with their scores.", valueName: "n"))
     var show = 0
 
+    @OptionGroup var sharding: ShardOptions
+
     func validate() throws {
         guard !steer.isEmpty else { throw ValidationError("give --steer none, prompt or a steering file") }
         try NumericOptions.check("--show", show, NumericOptions.anyCount)
@@ -183,6 +195,9 @@ struct EvalRunCommand: ParsableCommand {
     func run() throws {
         let alphas = try alpha.map(EvalOptions.parseAlphas)
         let (items, source) = try options.items()
+        // A shard (docs/cluster.md) answers its items under every steering, into its own results file.
+        let shard = try EvalSharding.resolve(sharding, out: out, report: report, prompts: options.prompts, steer: steer)
+        let out = shard?.output ?? self.out
         let directory = try options.modelOption.resolve()
         let model = URL(fileURLWithPath: directory).standardizedFileURL.path
         var inputs: [(flag: String, path: String)] = []
@@ -190,11 +205,21 @@ struct EvalRunCommand: ParsableCommand {
         if let out { try OutputPaths.check(out, inputs: inputs, modelDirectory: directory) }
         if let report { try OutputPaths.check(report, flag: "--report", inputs: inputs + (out.map { [("--out", $0)] } ?? []), modelDirectory: directory) }
         let arms = try EvalOptions.arms(steer, alphas: alphas, withPrompt: withPrompt, modelDirectory: directory)
-        let requests = arms.flatMap { arm in items.map { EvalRequest(item: $0, arm: arm) } }
+        let allRequests = arms.flatMap { arm in items.map { EvalRequest(item: $0, arm: arm) } }
         // Every request must be askable before anything is generated.
-        for request in requests { _ = try request.messages() }
+        for request in allRequests { _ = try request.messages() }
+        let (requests, indices) = shard.map { EvalSharding.select($0, requests: allRequests, items: items.count) } ?? (allRequests, [])
         let judge = try options.judge.client()
-        let (runner, file) = try options.runner(directory: directory, model: model, out: out, judge: judge)
+        // Opened (or resumed) before the model loads, so a mismatched file is refused at once.
+        let file = try out.map { try options.resultsFile($0, model: model, judge: judge) }
+        if let shard, let file {
+            // Checked before a complete shard is skipped or an old manifest removed.
+            try EvalSharding.refuseForeignLines(file, requests: requests, shard: shard)
+            if try shard.skipIfComplete() { return }
+            // More shards than items: an empty results file, without loading the model.
+            if requests.isEmpty { return try shard.finish(inputLines: allRequests.count, indices: []) }
+        }
+        let runner = try options.runner(directory: directory, model: model, judge: judge)
         let bar = ProgressBar(enabled: options.progress || ProgressBar.stderrIsTerminal)
         var last: EvalRunner.Progress?
         let results = try runner.run(requests, file: file, progress: { p in
@@ -203,13 +228,16 @@ struct EvalRunCommand: ParsableCommand {
         })
         if let last { EvalOptions.draw(bar, last, force: true) }
         bar.finish()
+        try file?.rewriteInCanonicalOrder(of: requests)
+        try shard?.finish(inputLines: allRequests.count, indices: indices)
 
         let broken = results.filter { $0.stopReason == StopReason.nonFinite.rawValue }
         if let first = broken.first {
             printError("tiller: warning: \(broken.count) of \(results.count) answers stopped with \"non_finite\" (the activations became NaN or Inf; steering \(first.steerKey)), the first \(first.id)")
         }
         let summary = EvalSummary(proto: options.proto, results: results, perGroup: byGroup)
-        print("tiller eval: \(options.proto.rawValue), \(items.count) items of \(source), model \(directory)")
+        let shown = shard.map { "\($0.shard.lines(total: items.count).count) of \(items.count) items (shard \($0.shard))" } ?? "\(items.count) items"
+        print("tiller eval: \(options.proto.rawValue), \(shown) of \(source), model \(directory)")
         print("")
         print(summary.table())
         print("")

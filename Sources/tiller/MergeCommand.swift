@@ -9,7 +9,7 @@ struct Merge: ParsableCommand {
         discussion: """
             Each SHARD is an output written with --shard I/N (or in a Slurm or Kubernetes job \
             array) next to its manifest SHARD.shard.json; the manifest may be given instead. \
-            JSON Lines outputs (generate, lab eval --answers) are joined line by line and capture \
+            JSON Lines outputs (generate, lab eval --answers, eval --out) are joined line by line and capture \
             files row by row, back into input order: the result has the bytes the unsharded run \
             writes. Refused, before anything is written, when a shard is missing, given twice, from \
             another run (the run id every manifest records), or truncated or changed since it was \

@@ -3,7 +3,7 @@ import Foundation
 import TillerCore
 
 /// `--shard I/N` and `--run-id` of the batch commands that walk a list of lines (generate, capture,
-/// lab eval): run one shard of a cluster job array (docs/cluster.md). Without --shard the shard
+/// lab eval, eval): run one shard of a cluster job array (docs/cluster.md). Without --shard the shard
 /// comes from the job array's environment (Slurm, Kubernetes Indexed Jobs), and the command says
 /// which variables it used.
 struct ShardOptions: ParsableArguments {

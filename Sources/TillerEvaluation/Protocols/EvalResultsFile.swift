@@ -9,9 +9,12 @@ import TillerCore
 public final class EvalResultsFile {
     public let path: String
     /// The lines already in the file, in order.
-    public private(set) var results: [EvalResult] = []
+    public internal(set) var results: [EvalResult] = []
+    /// Each of `results`' line as it is in the file (without its newline), so a rewrite in
+    /// canonical order keeps lines byte for byte (EvalResultsFile+CanonicalOrder.swift).
+    var lineBytes: [Data] = []
     private var done: Set<String> = []
-    private var handle: FileHandle?
+    var handle: FileHandle?
 
     static func key(_ id: String, _ steerKey: String) -> String { id + "\u{0}" + steerKey }
 
@@ -51,6 +54,7 @@ public final class EvalResultsFile {
                                          detail: "holds coherence from the \(result.coherenceSource), this run's comes from the \(coherenceSource) (give another --out)")
                 }
                 results.append(result)
+                lineBytes.append(Data(raw))
                 done.insert(Self.key(result.id, result.steerKey))
                 keep = isLast ? offset + raw.count : offset + raw.count + 1
             }
@@ -73,9 +77,11 @@ public final class EvalResultsFile {
 
     /// Appends scored answers (each line whole, then synced).
     public func append(_ new: [EvalResult]) throws {
+        let lines = try new.map { Data(try $0.line().utf8) }
         var data = Data()
-        for result in new { data += Data((try result.line() + "\n").utf8) }
+        for line in lines { data += line + Data("\n".utf8) }
         try append(data)
+        lineBytes += lines
         for result in new {
             results.append(result)
             done.insert(Self.key(result.id, result.steerKey))
