@@ -46,5 +46,13 @@ import Testing
         let wrongSize = ModelCommandTests.fixtures.appendingPathComponent("gguf/llama.gguf").path
         ModelCommandTests.expectOneLineError(try run(wrongSize), containing: [wrongSize])
         #expect(!FileManager.default.fileExists(atPath: out))
+        // --out naming the control vector it reads is refused, and the vector is kept.
+        let copy = scratch.file("vector.gguf")
+        try FileManager.default.copyItem(atPath: Self.vector, toPath: copy)
+        let before = try Data(contentsOf: URL(fileURLWithPath: copy))
+        ModelCommandTests.expectOneLineError(
+            try TillerProcess.run(["logits", "--model", dir.path, "--ids", "1,2", "--out", copy, "--backend", "cpu", "--steer", copy]),
+            containing: [copy])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == before)
     }
 }
