@@ -17,12 +17,21 @@ struct Logits: ParsableCommand {
     @Option(help: "The safetensors file to write.")
     var out: String
 
+    @Option(help: ArgumentHelp("Steer every position with this steering file or .gguf control vector; ALPHA replaces its alpha (repeatable: stacked in order).",
+                               valueName: "file[:alpha]"))
+    var steer: [String] = []
+
     @OptionGroup var backendOptions: BackendOptions
+
+    func validate() throws {
+        _ = try LogitsSteering.validate(steer)
+    }
 
     func run() throws {
         let tokens = try Self.parseIDs(ids)
+        let steerEntries = try LogitsSteering.validate(steer)
         try ModelDirectory.check(model)
-        try OutputPaths.check(out, inputs: [], modelDirectory: model)
+        try OutputPaths.check(out, inputs: steerEntries.map { ("--steer", $0.name) }, modelDirectory: model)
         let backend = try backendOptions.make()
         let transformer = try TransformerModel.load(directory: model, backend: backend, weightDType: backendOptions.weightDType?.dtype,
                                                     keepQuantized: backendOptions.keepsQuantizedWeights)
@@ -32,7 +41,8 @@ struct Logits: ParsableCommand {
             throw TillerError.invalidArgument(op: "logits", detail: "--ids has \(tokens.count) ids, more than the context of \(limit) (max_position_embeddings)")
         }
         let cache = try transformer.makeCache(batchSize: 1, capacity: tokens.count)
-        let output = try transformer.forward([tokens], cache: cache, logits: .all)
+        let hook = try LogitsSteering.hook(steerEntries, model: transformer, modelDirectory: model, tokenCount: tokens.count)
+        let output = try transformer.forward([tokens], cache: cache, logits: .all, hook: hook)
         let values = try backend.floats(output.logits)
         try SafetensorsWriter.write([.init(name: "logits", shape: [tokens.count, transformer.vocabularySize], values: values)], to: out)
     }

@@ -16,7 +16,7 @@ import Testing
         "* --backend": .text, "* --device": .text, "* --weight-dtype": .text, "* --model": .text, "* --out": .text, "* --max-line-bytes": .int,
         "detokenize --ids": .intList,
         "tokenize --text": .text,
-        "logits --ids": .intList,
+        "logits --ids": .intList, "logits --steer": .text,
         "generate --prompts": .text, "generate --max-new-tokens": .int, "generate --temperature": .float,
         "generate --top-k": .int, "generate --top-p": .float, "generate --seed": .int, "generate --batch-size": .int,
         "generate --context-limit": .int, "generate --stop": .text, "generate --steer": .text,
