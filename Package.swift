@@ -62,7 +62,7 @@ let package = Package(
             dependencies: ["TillerCore", "TillerCPU", "TillerVulkan", "TillerModels", "TillerSteering", "TillerTraining", "TillerServe", "COpenBLAS",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/TillerBench", exclude: ["gpu_reference.py", "compare_transformers.py", "compare_autograd.py",
-                                               "compare_llamacpp.py", "bench_workloads.py"]),
+                                               "compare_llamacpp.py", "bench_workloads.py", "summarize_rounds.py"]),
         .testTarget(name: "TillerCoreTests", dependencies: ["TillerCore"]),
         .testTarget(name: "CLITests", dependencies: ["tiller", "TillerSteering", "TillerModels", "TillerCore"]),
         .testTarget(name: "TillerModelsTests", dependencies: ["TillerModels", "TillerCore", "TillerCPU", "TillerVulkan"]),
