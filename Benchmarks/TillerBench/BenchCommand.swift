@@ -50,7 +50,8 @@ struct BenchCommand: ParsableCommand {
             (against memcpy). With --model, the model suite instead: prefill, decode and a 32-prompt \
             batch through TransformerModel.forward with f32 and bf16 weights, against transformers' \
             figures (--transformers, from Benchmarks/TillerBench/compare_transformers.py), and peak \
-            resident memory. With --model and --steering, the steering suite: generation with a \
+            resident memory; on a GGUF file also against llama.cpp on the same file at each variant's \
+            precision (--llamacpp, from Benchmarks/TillerBench/compare_llamacpp.py). With --model and --steering, the steering suite: generation with a \
             SteeringHook (one PSR head on one layer, heads on every layer, a 32-sequence batch mixing \
             four kinds of steering) against the same generation unsteered, samples interleaved. \
             With --model and --capture, the capture suite: tiller capture teacher-forcing 14 triplets \
@@ -89,6 +90,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Model suite: JSON of transformers' figures on the same checkpoint (Benchmarks/TillerBench/compare_transformers.py writes it).")
     var transformers: String?
 
+    @Option(help: "Model suite on a GGUF file: JSON of llama.cpp's figures on the same file (Benchmarks/TillerBench/compare_llamacpp.py writes it); each workload is also compared with llama.cpp at the variant's precision.")
+    var llamacpp: String?
+
     @Flag(help: "Model and steering suites: time every backend op of the timed runs (the steered ones in the steering suite, whose ratios then mean nothing) and print where the time goes (stderr).")
     var profile = false
 
@@ -117,6 +121,9 @@ struct BenchCommand: ParsableCommand {
         if capture && model == nil { throw ValidationError("--capture needs --model DIR (e.g. Sources/TillerLab/Resources/tiller-lab, or /tmp/qwen-0.5b-random)") }
         if capture && (steering || training) { throw ValidationError("--capture, --steering and --training are separate suites: give one") }
         if steering && transformers != nil { throw ValidationError("--transformers is for the model suite, not --steering") }
+        if llamacpp != nil && (model == nil || steering || serve || capture || training) {
+            throw ValidationError("--llamacpp is for the model suite: give --model FILE.gguf and no other suite")
+        }
         if training && model == nil { throw ValidationError("--training needs --model DIR (e.g. /tmp/qwen-0.5b-random)") }
         if !autograd.isEmpty && !training { throw ValidationError("--autograd is for the training suite (--training)") }
         if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1") }
@@ -163,7 +170,8 @@ struct BenchCommand: ParsableCommand {
             try SteeringBench.run(bench, modelPath: model, profile: profile)
         } else if let model {
             let reference = try transformers.map { try TransformersReference.load($0) }
-            try ModelBench.run(bench, modelPath: model, reference: reference, profile: profile)
+            let llama = try llamacpp.map { try LlamaCppReference.load($0, model: model) }
+            try ModelBench.run(bench, modelPath: model, reference: reference, llamacpp: llama, profile: profile)
         } else {
             try MatmulBench.run(bench)
             try QuantizedMatmulBench.run(bench)

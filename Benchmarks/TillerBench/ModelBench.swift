@@ -13,6 +13,8 @@ struct TransformersReference: Codable {
     var prefill_tok_s: Double?
     var decode_tok_s: Double?
     var batch_tok_s: Double?
+    var load_seconds: Double?
+    var peak_rss_mib: Double?
 
     static func load(_ path: String) throws -> TransformersReference {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -33,6 +35,14 @@ struct TransformersReference: Codable {
 /// The same workloads and ids as compare_transformers.py. Targets (issue 4): prefill >= 1.2x,
 /// decode >= 1.0x in f32 and >= 1.7x with bf16 weights, batch >= 1.5x transformers (f32); peak
 /// resident memory (VmHWM) <= 1.15x the checkpoint plus the KV cache.
+///
+/// With --llamacpp (compare_llamacpp.py, a GGUF file), each workload is also recorded against
+/// llama.cpp at the variant's precision (issue 12): >= 1.0x everywhere, native decode >= 0.9x.
+/// Load time and peak memory are recorded beside transformers' and llama.cpp's, lower is better.
+/// Peak memory is VmHWM reset to the RSS just before loading: a fresh process's own peak when the
+/// variant is the first model the process loads (run one variant per process, --filter
+/// model/native, to compare it with the others' fresh interpreters); a later variant's figure
+/// also holds whatever the earlier ones left resident ("RSS before loading" on stderr says).
 enum ModelBench {
     static let prefillTokens = 512
     static let decode = (prompt: 16, new: 32)
@@ -56,33 +66,40 @@ enum ModelBench {
         return [("f32", path, nil), ("bf16", path, .bf16)]
     }
 
-    static func run(_ bench: BenchRun, modelPath: String, reference: TransformersReference?, profile: Bool = false) throws {
+    static func run(_ bench: BenchRun, modelPath: String, reference: TransformersReference?,
+                    llamacpp: LlamaCppReference? = nil, profile: Bool = false) throws {
         let repeats = bench.plan.repeats
         for variant in try variants(modelPath) {
             let name = "model/\(variant.name)"
             let shapes = ["prefill T=\(prefillTokens)", "decode \(decode.prompt)+\(decode.new)",
-                          "batch \(batch.sequences)x(\(batch.prompt)+\(batch.new))", "peak RSS"]
+                          "batch \(batch.sequences)x(\(batch.prompt)+\(batch.new))", "load", "peak RSS"]
             guard shapes.contains(where: { bench.selected(name, $0) }) else { continue }
             try runVariant(bench, name: name, directory: variant.directory, dtype: variant.dtype,
-                           repeats: repeats, reference: reference, profile: profile)
+                           repeats: repeats, reference: reference, llamacpp: llamacpp, profile: profile)
         }
     }
 
     /// One checkpoint: load, the three workloads, then the peak memory of this variant alone
     /// (the kernel's high-water mark is reset before loading).
     static func runVariant(_ bench: BenchRun, name: String, directory: String, dtype: DType?, repeats: Int,
-                           reference: TransformersReference?, profile: Bool) throws {
+                           reference: TransformersReference?, llamacpp: LlamaCppReference? = nil,
+                           profile: Bool) throws {
         let isBF16 = dtype == .bf16
         let profiler = profile ? ProfilingBackend(bench.backend) : nil
         let backend: Backend = profiler ?? bench.backend
         MemoryStats.resetPeak()
         let loadStart = monotonicSeconds()
         let isGGUF = GGUFModelFile.isGGUF(directory)
+        let rssBeforeLoad = MemoryStats.current.rss
         let model = try TransformerModel.load(directory: directory, backend: backend, weightDType: dtype,
                                               keepQuantized: name.hasSuffix("/native"))
+        let loadSeconds = monotonicSeconds() - loadStart
+        let variant = String(name.dropFirst("model/".count))
+        let llama = llamacpp?.variants[variant]
+        let llamaLabel = llamacpp?.label(variant)
         let checkpointBytes = isGGUF ? (try FileManager.default.attributesOfItem(atPath: directory)[.size] as? Int ?? 0)
             : try CheckpointDirectory(path: directory).files.reduce(0) { $0 + $1.fileByteCount }
-        bench.progress("\(name): loaded \(directory) in \(String(format: "%.1f", monotonicSeconds() - loadStart)) s, "
+        bench.progress("\(name): loaded \(directory) in \(String(format: "%.1f", loadSeconds)) s, "
                        + "\(formatFigure(Double(checkpointBytes) / 1048576)) MiB of safetensors, RSS \(formatFigure(MemoryStats.current.rss)) MiB")
         var maxCacheBytes = 0
         func cache(_ b: Int, _ capacity: Int) throws -> KVCache {
@@ -123,7 +140,7 @@ enum ModelBench {
         func stopClock(_ start: Double) -> Double { profiler?.recording = false; return monotonicSeconds() - start }
 
         func record(_ shape: String, tokens: Int, _ m: (median: Double, fastest: Double), reference ref: Double?,
-                    target: Double?, calls: Int) {
+                    target: Double?, calls: Int, llama llamaFigure: Double?) {
             let figure = Double(tokens) / m.median
             let referenceFigure = ReferenceFigure(name: ref == nil ? "none (no --transformers)" : "transformers f32",
                                                   figure: ref ?? .nan, seconds: ref.map { Double(tokens) / $0 } ?? .nan)
@@ -132,6 +149,18 @@ enum ModelBench {
                           ratio: figure / referenceFigure.figure, targets: [])
             if let target, ref != nil { row.targets.append(Target(metric: "ratio", value: row.ratio, atLeast: target)) }
             bench.record(row)
+            // The same figure against llama.cpp at this variant's precision (issue 12): every
+            // workload >= 1.0x, and native decode >= 0.9x on the same quantized file.
+            if let llamaLabel, let llamaFigure = llamaFigure {
+                var row = row
+                row.reference = ReferenceFigure(name: llamaLabel, figure: llamaFigure, seconds: Double(tokens) / llamaFigure)
+                row.ratio = figure / llamaFigure
+                row.targets = [Target(metric: "ratio", value: row.ratio, atLeast: 1.0)]
+                if variant == "native" && shape.hasPrefix("decode") {
+                    row.targets.append(Target(metric: "ratio", value: row.ratio, atLeast: 0.9))
+                }
+                bench.record(row)
+            }
         }
 
         let prefillShape = "prefill T=\(prefillTokens)"
@@ -144,7 +173,7 @@ enum ModelBench {
                 return stopClock(start)
             }
             record(prefillShape, tokens: prefillTokens, m, reference: reference?.prefill_tok_s,
-                   target: isBF16 ? nil : 1.2, calls: 1)
+                   target: isBF16 ? nil : 1.2, calls: 1, llama: llama?.prefill_tok_s)
         }
 
         let decodeShape = "decode \(decode.prompt)+\(decode.new)"
@@ -158,7 +187,7 @@ enum ModelBench {
                 return stopClock(start)
             }
             record(decodeShape, tokens: decode.new, m, reference: reference?.decode_tok_s,
-                   target: isBF16 ? 1.7 : 1.0, calls: decode.new)
+                   target: isBF16 ? 1.7 : 1.0, calls: decode.new, llama: llama?.decode_tok_s)
         }
 
         let batchShape = "batch \(batch.sequences)x(\(batch.prompt)+\(batch.new))"
@@ -172,7 +201,7 @@ enum ModelBench {
                 return stopClock(start)
             }
             record(batchShape, tokens: batch.sequences * batch.new, m, reference: reference?.batch_tok_s,
-                   target: isBF16 ? nil : 1.5, calls: batch.new)
+                   target: isBF16 ? nil : 1.5, calls: batch.new, llama: llama?.batch_tok_s)
         }
 
         // Peak resident memory of this variant (load and every workload above) against the
@@ -186,8 +215,31 @@ enum ModelBench {
                           ratio: peak / allowance,
                           targets: [Target(metric: "1.15(ckpt+KV)/peak", value: 1.15 * allowance / peak, atLeast: 1)])
             bench.record(row)
+            recordAgainstOthers(bench, name: name, shape: "peak RSS", figure: peak, unit: "MiB",
+                                others: [("transformers f32", reference?.peak_rss_mib), (llamaLabel, llama?.peak_rss_mib)])
+            bench.progress("\(name): RSS before loading \(formatFigure(rssBeforeLoad)) MiB"
+                           + ((llama?.rss_before_load_mib).map { ", llama.cpp's interpreter \(formatFigure($0)) MiB" } ?? ""))
+        }
+        if bench.selected(name, "load") {
+            recordAgainstOthers(bench, name: name, shape: "load", figure: loadSeconds, unit: "s",
+                                others: [("transformers f32", reference?.load_seconds), (llamaLabel, llama?.load_seconds)],
+                                alone: true)
         }
         withExtendedLifetime(model) {}
+    }
+
+    /// A lower-is-better figure (seconds, MiB) beside the other tools' ones: one row each, the
+    /// ratio Tiller / other (below 1: Tiller uses less), no target. Without any other figure and
+    /// with `alone`, one row with a NaN reference, so Tiller's own figure is still in the report.
+    static func recordAgainstOthers(_ bench: BenchRun, name: String, shape: String, figure: Double, unit: String,
+                                    others: [(name: String?, figure: Double?)], alone: Bool = false) {
+        var present = others.compactMap { o in o.name.flatMap { n in o.figure.map { (n, $0) } } }
+        if present.isEmpty && alone { present = [("none (no --transformers, --llamacpp)", .nan)] }
+        for (other, value) in present {
+            bench.record(Row(name: name, shape: shape, figure: figure, unit: unit, seconds: .nan, fastestSeconds: .nan,
+                             callsPerSample: 0, reference: ReferenceFigure(name: other + " (lower is better)", figure: value, seconds: .nan),
+                             ratio: figure / value, targets: []))
+        }
     }
 
     /// The benchmark's token ids, the same as compare_transformers.py's: a 64-bit LCG (Knuth's MMIX

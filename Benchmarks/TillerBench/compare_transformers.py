@@ -6,6 +6,9 @@ Usage (from the repository root, after scripts/fixtures/make_speed_checkpoint.py
     /root/venv-ref/bin/python Benchmarks/TillerBench/compare_transformers.py /tmp/qwen-0.5b-random \\
         > /tmp/transformers.json
 
+MODEL is a checkpoint directory or a GGUF file (loaded with `gguf_file=`, dequantized to float32:
+the same weights as tiller-bench's f32 variant of that file; needs gguf and accelerate).
+
 PyTorch on the CPU with torch.set_num_threads(2), float32 weights, use_cache=True, greedy
 decoding by argmax in a plain loop over model(...) calls (no generate() overhead: the strongest
 figure transformers gives). The workloads are exactly the ones tiller-bench runs:
@@ -17,8 +20,10 @@ figure transformers gives). The workloads are exactly the ones tiller-bench runs
            token of each, then 31 batched single-token steps                    generated tokens / s
            (32 x 32 = 1024 generated tokens over the whole time, prompts included)
 
-Token ids are fixed pseudo-random numbers (the same LCG as tiller-bench), so both runs see the
-same ids. Each figure is the median of --repeats runs after one warm-up run.
+Token ids are fixed pseudo-random numbers (the same LCG as tiller-bench, bench_workloads.py), so
+both runs see the same ids. Each figure is the median of --repeats runs after one warm-up run.
+Also reported: load_seconds (from_pretrained to a ready model) and peak_rss_mib (ru_maxrss of this
+process, which loads one model; rss_before_load_mib is the interpreter with torch imported).
 """
 
 from __future__ import annotations
@@ -36,21 +41,10 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM
 
-PREFILL_TOKENS = 512
-DECODE_PROMPT = 16
-DECODE_NEW = 32
-BATCH = 32
-BATCH_PROMPT = 16
-BATCH_NEW = 32
-
-
-def token_ids(count: int, vocab: int, seed: int) -> list[int]:
-    """The benchmark's ids: a 64-bit LCG (Knuth's MMIX constants), high bits mod a vocabulary slice."""
-    state, out = seed, []
-    for _ in range(count):
-        state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
-        out.append(1 + (state >> 33) % (min(vocab, 32000) - 1))
-    return out
+sys.dont_write_bytecode = True  # no __pycache__ beside the Swift sources
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_workloads import (  # noqa: E402
+    BATCH, BATCH_NEW, BATCH_PROMPT, DECODE_NEW, DECODE_PROMPT, PREFILL_TOKENS, peak_rss_mib, rss_mib, token_ids)
 
 
 def checkpoint_dir(path: Path) -> Path:
@@ -60,6 +54,16 @@ def checkpoint_dir(path: Path) -> Path:
     if (path / "f32" / "config.json").exists():
         return path / "f32"
     sys.exit(f"{path}: no config.json (nor f32/config.json)")
+
+
+def load_model(path: Path, attn: str):
+    """A checkpoint directory, or a GGUF file (transformers dequantizes its blocks to float32 with
+    gguf-py, so the model holds the same values tiller-bench's f32 variant does)."""
+    if path.is_file() and path.suffix == ".gguf":
+        return path, AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, dtype=torch.float32, attn_implementation=attn)
+    directory = checkpoint_dir(path)
+    return directory, AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation=attn)
 
 
 def median_time(body, repeats: int) -> tuple[float, list[float]]:
@@ -82,8 +86,11 @@ def main() -> int:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    directory = checkpoint_dir(args.model)
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation=args.attn).eval()
+    rss_before = rss_mib()
+    start = time.perf_counter()
+    directory, model = load_model(args.model, args.attn)
+    model = model.eval()
+    load_seconds = time.perf_counter() - start
     vocab = model.config.vocab_size
     wanted = set(args.only or ["prefill", "decode", "batch"])
     results: dict[str, object] = {
@@ -97,6 +104,8 @@ def main() -> int:
         "repeats": args.repeats,
         "machine": platform.processor() or platform.machine(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "load_seconds": load_seconds,
+        "rss_before_load_mib": rss_before,
     }
 
     def greedy(ids: torch.Tensor, new_tokens: int):
@@ -157,6 +166,9 @@ def main() -> int:
             results["batch_tok_s"] = BATCH * BATCH_NEW / seconds
             print(f"batch {BATCH}x{BATCH_NEW}: {BATCH * BATCH_NEW / seconds:.1f} tok/s", file=sys.stderr)
 
+    # This process loaded one model: its peak is that model's, the interpreter and torch included.
+    results["peak_rss_mib"] = peak_rss_mib()
+    print(f"load {load_seconds:.2f} s, peak RSS {results['peak_rss_mib']:.0f} MiB", file=sys.stderr)
     print(json.dumps(results, indent=2))
     return 0
 
