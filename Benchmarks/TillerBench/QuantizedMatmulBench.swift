@@ -1,4 +1,5 @@
 import TillerCore
+import TillerCPU
 
 /// x[M, K] . W[N, K]^T through `Backend.matmul` with W kept in ggml blocks (q8_0, q4_0, q4_1,
 /// q4_K), against the same weights dequantized to f32 and to bf16 through the same call, samples
@@ -27,11 +28,21 @@ enum QuantizedMatmulBench {
                 for m in rowCounts where bench.selected(name, label(m)) {
                     let x = try backend.tensor(rng.uniforms(m * k), shape: [m, k])
                     let out = try backend.empty([m, n])
-                    let results = try measureInterleaved(bench.plan, [
+                    var calls: [() throws -> Void] = [
                         { try backend.matmul(x, w32, layout: .nk, bias: nil, accumulate: false, out: out) },
                         { try backend.matmul(x, w16, layout: .nk, bias: nil, accumulate: false, out: out) },
                         { try backend.matmul(x, wq, layout: .nk, bias: nil, accumulate: false, out: out) },
-                    ])
+                    ]
+                    // The CPU's decode rows round x to int8; its f32 decode kernel beside them.
+                    let cpu = m <= 8 ? backend as? CPUBackend : nil
+                    if let cpu {
+                        calls.append {
+                            cpu.exactQuantizedDecode = true
+                            defer { cpu.exactQuantizedDecode = false }
+                            try backend.matmul(x, wq, layout: .nk, bias: nil, accumulate: false, out: out)
+                        }
+                    }
+                    let results = try measureInterleaved(bench.plan, calls)
                     let flops = 2.0 * Double(m) * Double(n) * Double(k)
                     let reference = ReferenceFigure(name: "f32 dequantized", figure: flops / results[0].median / 1e9, seconds: results[0].median)
                     let gflops = flops / results[2].median / 1e9
@@ -41,6 +52,9 @@ enum QuantizedMatmulBench {
                     if m <= 8 {
                         // Decode streams the weights: blocks must beat the 16-bit GEMV they replace.
                         row.targets.append(Target(metric: "speed vs bf16", value: results[1].median / results[2].median, atLeast: 1.0))
+                        if cpu != nil {
+                            row.targets.append(Target(metric: "speed vs f32-x kernel", value: results[3].median / results[2].median, atLeast: 1.0))
+                        }
                     }
                     bench.record(row)
                 }

@@ -27,8 +27,22 @@ extension CPUBackend {
             // As for the 16-bit kernels: a core is worth waking for about 2^16 bytes of weights
             // streamed, or as much multiply-add work.
             let costPerRow = rowBytes + k * m
-            Parallel.chunks(n, grain: max(1, (1 << 16) / max(costPerRow, 1))) { range in
-                tiller_gemv_quant_nk(x, m, k, w, type, range.lowerBound, range.upperBound, out, n, beta == 0 ? 0 : 1)
+            let grain = max(1, (1 << 16) / max(costPerRow, 1))
+            if exactQuantizedDecode {
+                Parallel.chunks(n, grain: grain) { range in
+                    tiller_gemv_quant_nk(x, m, k, w, type, range.lowerBound, range.upperBound, out, n, beta == 0 ? 0 : 1)
+                }
+                return
+            }
+            // x rounded to int8 blocks once, shared by every thread: m * k bytes and two floats per 32.
+            let blocks = m * k / 32
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: m * k + 8 * blocks, alignment: 64)
+            defer { scratch.deallocate() }
+            let d = (scratch + m * k).bindMemory(to: Float.self, capacity: 2 * blocks), s = d + blocks
+            let qs = scratch.bindMemory(to: Int8.self, capacity: m * k)
+            tiller_quantize_rows_q8(x, m, k, qs, d, s)
+            Parallel.chunks(n, grain: grain) { range in
+                tiller_gemv_quant_int8_nk(qs, d, s, m, k, w, type, range.lowerBound, range.upperBound, out, n, beta == 0 ? 0 : 1)
             }
             return
         }

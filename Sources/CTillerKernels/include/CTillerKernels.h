@@ -27,6 +27,16 @@ int tiller_gemv_quant_nk_isa(const char *isa, const float *x, long m, long k, co
 /// `blocks` consecutive blocks of `type` into f32 (prefill's panels, before sgemm).
 void tiller_dequantize_blocks(const void *w, int type, long blocks, float *out);
 int tiller_dequantize_blocks_isa(const char *isa, const void *w, int type, long blocks, float *out);
+/// The int8 form of the same product, llama.cpp's (gemv_quant_int8.c): tiller_quantize_rows_q8
+/// rounds each row of x to int8 per 32 values once per call (qs [m, k], scales d and
+/// d * sum(q) in s, both [m, k / 32]); tiller_gemv_quant_int8_nk then multiplies every block in
+/// integers, for output columns j0..<j1 of out (m <= 8; any type above).
+void tiller_quantize_rows_q8(const float *x, long m, long k, int8_t *qs, float *d, float *s);
+void tiller_gemv_quant_int8_nk(const int8_t *qs, const float *d, const float *s, long m, long k, const void *w,
+                               int type, long j0, long j1, float *out, long ldo, int accumulate);
+/// The same for a named instruction set, for tests; -1 when this CPU lacks it.
+int tiller_gemv_quant_int8_nk_isa(const char *isa, const int8_t *qs, const float *d, const float *s, long m, long k,
+                                  const void *w, int type, long j0, long j1, float *out, long ldo, int accumulate);
 long tiller_quant_block_elements(int type);
 long tiller_quant_block_bytes(int type);
 
