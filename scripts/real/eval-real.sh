@@ -10,15 +10,17 @@
 #   by the proxy.
 # persona: per trait, triplets on the training questions under the trait's system prompt; DiffMean
 #   at LAYER, S-PSR(MSE) at LAYER and A-PSR(MSE) on every layer; `tiller eval compare` bisects each
-#   file's alpha for matched coherence (the proxy) and a judge rates the trait. The judge is SmolLM2
-#   itself behind `tiller serve` (no larger model can be had here): the script first asks it to rate
-#   the prompt's and the unsteered answers, so the table can say whether it tells them apart.
+#   file's alpha for matched coherence (the proxy) and a judge rates the trait. No LLM judge can be
+#   had here (SmolLM2 rates everything "The answer is 100."), so the trait judge is VADER sentiment
+#   behind an OpenAI-compatible endpoint (scripts/real/sentiment_judge.py): traits whose content is
+#   sentiment only (optimistic; evil, impolite as negative sentiment).
 #
 # Usage: scripts/real/eval-real.sh [ifeval|persona|all] [OUT_DIR]
 # Environment: TILLER (default .build/release/tiller), MODEL (default SmolLM2 from the cache),
 #   INSTRUCTIONS (ifeval group keys, default the ones listed below), TRAITS (default "optimistic
-#   humorous"), LAYER (default the middle layer), TRAIN_QUESTIONS (default 24), LIMIT (persona
-#   questions per trait, default 20), PORT (the judge's, default 8431).
+#   evil"), LAYER (default the middle layer), TRAIN_QUESTIONS (default 24), LIMIT (persona
+#   questions per trait, default 20), PORT (the judge's, default 8432), JUDGE_PYTHON (a
+#   python with vaderSentiment, default /work/venv-torch/bin/python).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
@@ -28,7 +30,7 @@ part="${1:-all}"
 out="${2:-/tmp/tiller-eval-real}"
 train_count="${TRAIN_QUESTIONS:-24}"
 limit="${LIMIT:-20}"
-port="${PORT:-8431}"
+port="${PORT:-8432}"
 sets="$root/Sources/TillerEvaluation/Resources/prompt-sets"
 mkdir -p "$out"
 say() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)" >&2; }
@@ -63,7 +65,7 @@ PY
 ifeval() {
     # Instructions with a checker that depends on the whole answer's form and that the model can
     # be asked for; the group key is the committed set's (fmt-NN).
-    local keys="${INSTRUCTIONS:-fmt-03 fmt-06 fmt-08 fmt-10 fmt-12 fmt-13 fmt-15 fmt-18}"
+    local keys="${INSTRUCTIONS:-fmt-03 fmt-12 fmt-10 fmt-06 fmt-08 fmt-13}"
     say "ifeval: none and prompt on all $(wc -l < "$sets/ifeval-format.jsonl") items"
     "$tiller" eval run --protocol ifeval-format "${common[@]}" --out "$out/ifeval-all-results.jsonl" --steer none --steer prompt \
         --batch-size 32 --by-group > "$out/ifeval-all-table.txt"
@@ -97,13 +99,13 @@ ifeval() {
 }
 
 persona() {
-    say "persona: the judge is SmolLM2 behind tiller serve on port $port"
-    "$tiller" serve "${common[@]}" --port "$port" > "$out/judge-serve.log" 2>&1 &
-    local serve=$!
-    trap 'kill $serve 2>/dev/null || true' RETURN
-    until curl -sf "http://127.0.0.1:$port/v1/models" > /dev/null; do sleep 1; kill -0 $serve; done
-    local judge=(--judge-url "http://127.0.0.1:$port/v1" --judge-model smollm2 --judge-cache "$out/judge-cache.jsonl" --coherence proxy)
-    for trait in ${TRAITS:-optimistic humorous}; do
+    say "persona: the trait judge is VADER sentiment behind an OpenAI-compatible endpoint on port $port"
+    "${JUDGE_PYTHON:-/work/venv-torch/bin/python}" "$here/sentiment_judge.py" --port "$port" > "$out/judge.log" 2>&1 &
+    local judge_pid=$!
+    trap 'kill $judge_pid 2>/dev/null || true' RETURN
+    until curl -sf "http://127.0.0.1:$port/v1/models" > /dev/null; do sleep 1; kill -0 $judge_pid; done
+    local judge=(--judge-url "http://127.0.0.1:$port/v1" --judge-model vader --judge-cache "$out/judge-cache.jsonl" --coherence proxy)
+    for trait in ${TRAITS:-optimistic evil}; do
         local p="$out/persona-$trait"
         split persona "$trait" "$sets/persona.jsonl" "$p"
         head -n "$limit" "$p-items.jsonl" > "$p-eval.jsonl"
@@ -125,7 +127,7 @@ persona() {
         say "persona $trait: matched coherence (proxy), trait by the judge"
         "$tiller" eval compare --protocol persona "${common[@]}" "${judge[@]}" --prompts "$p-eval.jsonl" --max-new-tokens 64 \
             --steer "$p-diffmean.safetensors" --steer "$p-spsr-mse.safetensors" --steer "$p-apsr-mse.safetensors" \
-            --max-alpha 8 --steps 4 --out "$p-results.jsonl" | tee "$p-table.txt"
+            --max-alpha 8 --steps 3 --out "$p-results.jsonl" | tee "$p-table.txt"
     done
 }
 

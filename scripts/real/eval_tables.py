@@ -3,7 +3,8 @@
 
 Usage: python3 scripts/real/eval_tables.py OUT_DIR
 
-ifeval-format: per instruction (fmt-NN) and over all of them, the strict pass rate (percent) and the
+ifeval-format: the whole set's none and prompt table (OUT_DIR/ifeval-all-table.txt), then per
+instruction (fmt-NN) and over those every method was run on, the strict pass rate (percent) and the
 mean proxy coherence of each method, read from OUT_DIR/ifeval-*-results.jsonl. persona: the tables
 `tiller eval compare` printed (OUT_DIR/persona-*-table.txt), as they are.
 """
@@ -45,7 +46,7 @@ def ifeval(out: str) -> list[str]:
     files = sorted(glob.glob(os.path.join(out, "ifeval-fmt-*-results.jsonl")))
     if not files:
         return []
-    rows, overall = [], defaultdict(lambda: ([], []))
+    rows, overall, complete = [], defaultdict(lambda: ([], [])), []
     for path in files:
         key = os.path.basename(path).split("-results")[0].removeprefix("ifeval-")
         by = defaultdict(lambda: ([], []))
@@ -57,18 +58,26 @@ def ifeval(out: str) -> list[str]:
             p, c = r["scores"].get("pass"), r["scores"].get("coherence")
             if p is not None:
                 by[m][0].append(100 * p)
-                overall[m][0].append(100 * p)
             if c is not None:
                 by[m][1].append(c)
-                overall[m][1].append(c)
         n = len(by["none"][0])
+        # The overall row holds the instructions every method was run on, so that its means
+        # compare the methods on the same items.
+        if all(by[m][0] for m in METHODS):
+            complete.append(key)
+            for m in METHODS:
+                overall[m][0].extend(by[m][0])
+                overall[m][1].extend(by[m][1])
         rows.append(f"| {key} `{instruction}` ({n}) | " + " | ".join(cell((mean(by[m][0]), mean(by[m][1]))) for m in METHODS) + " |")
     total = len(overall["none"][0])
     lines = ["| instruction (items) | " + " | ".join(METHODS) + " |", "| --- |" + " --- |" * len(METHODS)]
     lines += rows
-    lines.append(f"| **all {len(files)} ({total})** | " + " | ".join(f"**{cell((mean(overall[m][0]), mean(overall[m][1])))}**" for m in METHODS) + " |")
+    lines.append(f"| **the {len(complete)} with every method ({total})** | " + " | ".join(f"**{cell((mean(overall[m][0]), mean(overall[m][1])))}**" for m in METHODS) + " |")
     lines.append("| paper, Gemma-2-9b-it | " + " | ".join(cell(PAPER_IFEVAL[m]) for m in METHODS) + " |")
-    return ["### ifeval-format: strict pass rate (%) / coherence (proxy; the paper's: judge)", ""] + lines + [""]
+    whole = os.path.join(out, "ifeval-all-table.txt")
+    head = ["### ifeval-format, the whole committed set: none and prompt", "", "```", open(whole).read().rstrip(), "```", ""] \
+        if os.path.exists(whole) else []
+    return head + ["### ifeval-format: strict pass rate (%) / coherence (proxy; the paper's: judge)", ""] + lines + [""]
 
 
 def persona(out: str) -> list[str]:
