@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Both install what they need on a fresh Debian machine.
-.PHONY: deps demo demo-real test bench build
+.PHONY: deps demo demo-real eval-real test bench build
 
 deps:
 	@bash scripts/install-deps.sh
@@ -18,6 +18,10 @@ demo: build
 # a trained A-PSR head, scored side by side (minutes on a CPU).
 demo-real: build
 	bash scripts/real/demo-real.sh
+
+# The field's protocols (ifeval-format, persona) on SmolLM2 (docs/real-models.md).
+eval-real: build
+	bash scripts/real/eval-real.sh
 
 # The full benchmark, as recorded in docs/performance.md.
 bench: build

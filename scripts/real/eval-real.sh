@@ -19,7 +19,7 @@
 # Environment: TILLER (default .build/release/tiller), MODEL (default SmolLM2 from the cache),
 #   INSTRUCTIONS (ifeval group keys, default the ones listed below), TRAITS (default "optimistic
 #   evil"), LAYER (default the middle layer), TRAIN_QUESTIONS (default 24), LIMIT (persona
-#   questions per trait, default 20), PORT (the judge's, default 8432), JUDGE_PYTHON (a
+#   questions per trait, default 10), PORT (the judge's, default 8432), JUDGE_PYTHON (a
 #   python with vaderSentiment, default /work/venv-torch/bin/python).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -29,7 +29,7 @@ model="${MODEL:-$("$here/fetch-smollm2.sh")}"
 part="${1:-all}"
 out="${2:-/tmp/tiller-eval-real}"
 train_count="${TRAIN_QUESTIONS:-24}"
-limit="${LIMIT:-20}"
+limit="${LIMIT:-10}"
 port="${PORT:-8432}"
 sets="$root/Sources/TillerEvaluation/Resources/prompt-sets"
 mkdir -p "$out"
@@ -63,9 +63,10 @@ PY
 }
 
 ifeval() {
-    # Instructions with a checker that depends on the whole answer's form and that the model can
-    # be asked for; the group key is the committed set's (fmt-NN).
-    local keys="${INSTRUCTIONS:-fmt-03 fmt-12 fmt-10 fmt-06 fmt-08 fmt-13}"
+    # Three instructions SmolLM2 follows when asked (the whole-set run: title 86%, 3 bullets 52%,
+    # end phrase 33%) and two it never does (lowercase, capitals: 0%), as the group keys of the
+    # committed set (fmt-NN).
+    local keys="${INSTRUCTIONS:-fmt-03 fmt-12 fmt-10 fmt-08 fmt-13}"
     say "ifeval: none and prompt on all $(wc -l < "$sets/ifeval-format.jsonl") items"
     "$tiller" eval run --protocol ifeval-format "${common[@]}" --out "$out/ifeval-all-results.jsonl" --steer none --steer prompt \
         --batch-size 32 --by-group > "$out/ifeval-all-table.txt"
@@ -127,7 +128,7 @@ persona() {
         say "persona $trait: matched coherence (proxy), trait by the judge"
         "$tiller" eval compare --protocol persona "${common[@]}" "${judge[@]}" --prompts "$p-eval.jsonl" --max-new-tokens 64 \
             --steer "$p-diffmean.safetensors" --steer "$p-spsr-mse.safetensors" --steer "$p-apsr-mse.safetensors" \
-            --max-alpha 8 --steps 3 --out "$p-results.jsonl" | tee "$p-table.txt"
+            --max-alpha 8 --steps 2 --out "$p-results.jsonl" | tee "$p-table.txt"
     done
 }
 
