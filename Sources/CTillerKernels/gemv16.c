@@ -4,6 +4,7 @@
 // a 16-bit weight GEMV must out-run f32 sgemm, which OpenBLAS runs with AVX-512.
 #include "CTillerKernels.h"
 #include <string.h>
+#include "half_float.h"
 
 typedef float v16f __attribute__((vector_size(64)));
 typedef uint32_t v16u __attribute__((vector_size(64)));
@@ -29,17 +30,8 @@ static inline __attribute__((always_inline)) v16f load_widened(const uint16_t *p
 }
 
 static inline __attribute__((always_inline)) float widen_one(uint16_t h, int bf16) {
-    uint32_t bits = h, out;
-    float f;
-    if (bf16) { bits <<= 16; memcpy(&f, &bits, 4); return f; }
-    uint32_t m = (bits & 0x7FFF) << 13;
-    memcpy(&f, &m, 4);
-    f *= 0x1p112f;
-    memcpy(&out, &f, 4);
-    out |= (bits & 0x8000) << 16;
-    if ((bits & 0x7C00) == 0x7C00) out |= 0x7F800000;
-    memcpy(&f, &out, 4);
-    return f;
+    if (bf16) { uint32_t bits = (uint32_t)h << 16; float f; memcpy(&f, &bits, 4); return f; }
+    return tiller_half_to_float(h);
 }
 
 static inline __attribute__((always_inline)) float hsum(v16f v) {

@@ -6,6 +6,7 @@
 // the weights stream from memory once, at 0.56 (q4_0) to 1.06 (q8_0) bytes per value.
 #include "CTillerKernels.h"
 #include <string.h>
+#include "half_float.h"
 
 typedef float v16f __attribute__((vector_size(64)));
 typedef uint8_t v16b __attribute__((vector_size(16)));
@@ -22,16 +23,7 @@ static inline __attribute__((always_inline)) v16f load_x(const float *p) {
 // IEEE f16 to f32 (scales are finite in any file a quantizer wrote; infinities and NaN still map
 // to themselves).
 static inline __attribute__((always_inline)) float half_to_float(const uint8_t *p) {
-    uint32_t bits = (uint32_t)p[0] | ((uint32_t)p[1] << 8), out;
-    uint32_t m = (bits & 0x7FFF) << 13;
-    float f;
-    memcpy(&f, &m, 4);
-    f *= 0x1p112f;
-    memcpy(&out, &f, 4);
-    out |= (bits & 0x8000) << 16;
-    if ((bits & 0x7C00) == 0x7C00) out |= 0x7F800000;
-    memcpy(&f, &out, 4);
-    return f;
+    return tiller_half_to_float((uint16_t)(p[0] | (p[1] << 8)));
 }
 
 static inline __attribute__((always_inline)) v16b load_bytes(const uint8_t *p) {

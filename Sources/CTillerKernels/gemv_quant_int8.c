@@ -15,21 +15,13 @@
 #include <math.h>
 #include <string.h>
 #include <immintrin.h>
+#include "half_float.h"
 
 enum { Q8_0 = 0, Q4_0 = 1, Q4_1 = 2, Q4_K = 3 };
 
-// IEEE f16 to f32 without F16C (as gemv_quant.c's, for the baseline build).
+// IEEE f16 to f32 without F16C (half_float.h), for the baseline build.
 static inline __attribute__((always_inline)) float half_bits_to_float(const uint8_t *p) {
-    uint32_t bits = (uint32_t)p[0] | ((uint32_t)p[1] << 8), out;
-    uint32_t m = (bits & 0x7FFF) << 13;
-    float f;
-    memcpy(&f, &m, 4);
-    f *= 0x1p112f;
-    memcpy(&out, &f, 4);
-    out |= (bits & 0x8000) << 16;
-    if ((bits & 0x7C00) == 0x7C00) out |= 0x7F800000;
-    memcpy(&f, &out, 4);
-    return f;
+    return tiller_half_to_float((uint16_t)(p[0] | (p[1] << 8)));
 }
 
 void tiller_quantize_rows_q8(const float *x, long m, long k, int8_t *qs, float *d, float *s) {

@@ -8,6 +8,7 @@
 // Compiled three times like gemv16.c (AVX-512, AVX2+FMA, baseline x86-64), picked at run time.
 #include "CTillerKernels.h"
 #include <string.h>
+#include "half_float.h"
 
 typedef float v16f __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
@@ -54,17 +55,9 @@ static AI v16f load_weights(const void *w, const int type, long index) {
 
 static AI float load_weight(const void *w, const int type, long index) {
     if (type == W_F32) return ((const float *)w)[index];
-    uint32_t bits = ((const uint16_t *)w)[index], out;
-    float f;
-    if (type == W_BF16) { bits <<= 16; memcpy(&f, &bits, 4); return f; }
-    uint32_t m = (bits & 0x7FFF) << 13;
-    memcpy(&f, &m, 4);
-    f *= 0x1p112f;
-    memcpy(&out, &f, 4);
-    out |= (bits & 0x8000) << 16;
-    if ((bits & 0x7C00) == 0x7C00) out |= 0x7F800000;
-    memcpy(&f, &out, 4);
-    return f;
+    const uint16_t h = ((const uint16_t *)w)[index];
+    if (type == W_BF16) { uint32_t bits = (uint32_t)h << 16; float f; memcpy(&f, &bits, 4); return f; }
+    return tiller_half_to_float(h);
 }
 
 // Sum of 16 lanes by halving: 8 + 4 + 2 + 1 adds instead of 15 in a row.
