@@ -9,6 +9,11 @@ public enum GGMLDequantize {
     /// Dequantizes `count` values (a multiple of the type's block size) of `type` starting at
     /// `source` into `out`. The caller has checked that `source` holds `type.byteCount(count)` bytes.
     public static func run(_ type: GGMLType, _ source: UnsafeRawPointer, count: Int, into out: UnsafeMutablePointer<Float>) throws {
+        // The types the backends also multiply in their blocks share TillerCore's code.
+        if let blocked = GGUFModelFile.nativeDType(type) {
+            QuantizedBlocks.dequantize(blocked, source, count: count, into: out)
+            return
+        }
         let blocks = count / type.blockSize
         let bb = type.blockBytes
         switch type {
@@ -18,22 +23,14 @@ public enum GGMLDequantize {
             for i in 0..<count { out[i] = HalfConversion.f16ToFloat(u16(source, 2 * i)) }
         case .bf16:
             for i in 0..<count { out[i] = HalfConversion.bf16ToFloat(u16(source, 2 * i)) }
-        case .q4_0:
-            QuantizedBlocks.dequantize(.q4_0, source, count: count, into: out)
-        case .q4_1:
-            QuantizedBlocks.dequantize(.q4_1, source, count: count, into: out)
         case .q5_0:
             for b in 0..<blocks { q5_0(source + b * bb, out + 32 * b) }
         case .q5_1:
             for b in 0..<blocks { q5_1(source + b * bb, out + 32 * b) }
-        case .q8_0:
-            QuantizedBlocks.dequantize(.q8_0, source, count: count, into: out)
         case .q2_K:
             for b in 0..<blocks { q2_K(source + b * bb, out + 256 * b) }
         case .q3_K:
             for b in 0..<blocks { q3_K(source + b * bb, out + 256 * b) }
-        case .q4_K:
-            QuantizedBlocks.dequantize(.q4_K, source, count: count, into: out)
         case .q5_K:
             for b in 0..<blocks { q5_K(source + b * bb, out + 256 * b) }
         case .q6_K:
